@@ -1,0 +1,3 @@
+from kgrec.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The recommender model: text encoding, the knowledge-aware GNN, training and evaluation."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -20,8 +21,13 @@ app = typer.Typer(
 )
 neo4j_app = typer.Typer(help="Run the local Neo4j (Community 5.26, no Docker needed).", no_args_is_help=True)
 schema_app = typer.Typer(help="Apply, show and check the graph schema.", no_args_is_help=True)
+load_app = typer.Typer(
+    help="Load datasets into Neo4j: the generic format (docs/data-format.md) or a known dataset.",
+    no_args_is_help=True,
+)
 app.add_typer(neo4j_app, name="neo4j")
 app.add_typer(schema_app, name="schema")
+app.add_typer(load_app, name="load")
 
 console = Console()
 
@@ -205,6 +211,251 @@ def schema_check(
     console.print(f"{errors} error(s), {len(findings) - errors} warning(s).")
     if errors or strict:
         raise typer.Exit(1)
+
+
+# -- kgrec load ---------------------------------------------------------------------------------------
+UnknownRefs = Annotated[
+    str,
+    typer.Option(
+        help="A row pointing at an item/user/entity that is neither in this load nor in the graph: "
+        "'reject' it (reported) or 'create' a bare node."
+    ),
+]
+UnknownRelations = Annotated[
+    str,
+    typer.Option(help="A relation name not declared (--relations) nor in the graph: 'register' it or 'reject' the row."),
+]
+BatchSize = Annotated[Optional[int], typer.Option(min=1, help="Rows per transaction (default KGREC_BATCH_SIZE).")]
+RejectsFile = Annotated[
+    Optional[Path], typer.Option(help="Where rejected rows go (CSV; default $KGREC_DATA_DIR/rejects/NAME-TIME.csv).")
+]
+FailOnReject = Annotated[
+    bool, typer.Option(help="Write nothing if any row is rejected (the rejects file is still written).")
+]
+Progress = Annotated[bool, typer.Option(help="Show progress bars.")]
+
+
+@load_app.command("generic")
+def load_generic(
+    interactions: Annotated[Path, typer.Option(help="user_id,item_id[,rating,weight,timestamp,kind]")],
+    items: Annotated[Optional[Path], typer.Option(help="item_id,title[,text,attribute columns...]")] = None,
+    entities: Annotated[Optional[Path], typer.Option(help="entity_id,name[,type,text]")] = None,
+    item_entity: Annotated[Optional[Path], typer.Option(help="item_id,relation,entity_id")] = None,
+    entity_entity: Annotated[Optional[Path], typer.Option(help="head_id,relation,tail_id")] = None,
+    user_links: Annotated[Optional[Path], typer.Option(help="user_id,other_id (FOLLOWS)")] = None,
+    relations: Annotated[Optional[Path], typer.Option(help="relation[,description]: the relation names allowed")] = None,
+    map_: Annotated[
+        Optional[list[str]],
+        typer.Option("--map", help="Column mapping TABLE.GENERIC=YOURS, e.g. --map interactions.item_id=movieId (repeatable)."),
+    ] = None,
+    name: Annotated[str, typer.Option(help="Dataset name (in reports and file names).")] = "generic",
+    unknown_refs: UnknownRefs = "reject",
+    unknown_relations: UnknownRelations = "register",
+    batch_size: BatchSize = None,
+    rejects: RejectsFile = None,
+    fail_on_reject: FailOnReject = False,
+    progress: Progress = True,
+) -> None:
+    """Load files in kgrec's generic format (CSV, TSV or Parquet; see docs/data-format.md). Idempotent:
+    loading the same files twice leaves the same graph."""
+    from kgrec.loaders.dataset import Dataset
+    from kgrec.loaders.ingest import read_table
+
+    mapping = _parse_mapping(map_ or [])
+    sources = {
+        "interactions": interactions, "items": items, "entities": entities, "item_entity": item_entity,
+        "entity_entity": entity_entity, "user_links": user_links, "relations": relations,
+    }
+    unknown = set(mapping) - set(sources)
+    if unknown:
+        raise KgrecError(f"--map names unknown table(s) {sorted(unknown)}: use {', '.join(sources)}")
+    tables = {t: read_table(path, t, mapping.get(t)) for t, path in sources.items() if path is not None}
+    options = dict(unknown_refs=unknown_refs, unknown_relations=unknown_relations)
+    _load(Dataset(name=name, **tables), options, batch_size, rejects, fail_on_reject, progress)
+
+
+DatasetDir = Annotated[Path, typer.Argument(help="The dataset's folder (as published; see docs/adapters.md).")]
+MinTaggers = Annotated[
+    int, typer.Option(min=2, help="Leakage guard: a user tag becomes item knowledge only if this many distinct users applied it.")
+]
+
+
+@load_app.command("hetrec-lastfm")
+def load_hetrec_lastfm(
+    directory: DatasetDir,
+    min_taggers: MinTaggers = 2,
+    unknown_refs: UnknownRefs = "reject",
+    batch_size: BatchSize = None,
+    rejects: RejectsFile = None,
+    fail_on_reject: FailOnReject = False,
+    progress: Progress = True,
+) -> None:
+    """HetRec 2011 Last.FM-2k: artists, listening counts (weights), friendships (FOLLOWS), tags as entities."""
+    from kgrec.loaders.adapters import read_hetrec_lastfm
+
+    dataset = read_hetrec_lastfm(directory, min_taggers=min_taggers)
+    _load(dataset, dict(unknown_refs=unknown_refs), batch_size, rejects, fail_on_reject, progress)
+
+
+@load_app.command("kgcn-lastfm")
+def load_kgcn_lastfm(
+    directory: DatasetDir,
+    names_from: Annotated[
+        Optional[Path], typer.Option(help="A HetRec Last.FM folder for artist names (default: a sibling hetrec-lastfm-2k).")
+    ] = None,
+    unknown_refs: UnknownRefs = "reject",
+    batch_size: BatchSize = None,
+    rejects: RejectsFile = None,
+    fail_on_reject: FailOnReject = False,
+    progress: Progress = True,
+) -> None:
+    """KGCN's Last.FM: the KG-linked artists with the Microsoft Satori knowledge graph."""
+    from kgrec.loaders.adapters import read_kgcn_lastfm
+
+    dataset = read_kgcn_lastfm(directory, names_from=names_from)
+    _load(dataset, dict(unknown_refs=unknown_refs), batch_size, rejects, fail_on_reject, progress)
+
+
+@load_app.command("movielens")
+def load_movielens(
+    directory: DatasetDir,
+    min_taggers: MinTaggers = 2,
+    unknown_refs: UnknownRefs = "reject",
+    batch_size: BatchSize = None,
+    rejects: RejectsFile = None,
+    fail_on_reject: FailOnReject = False,
+    progress: Progress = True,
+) -> None:
+    """MovieLens (ml-latest-small layout): ratings with timestamps, titles, genres and user tags as entities."""
+    from kgrec.loaders.adapters import read_movielens
+
+    dataset = read_movielens(directory, min_taggers=min_taggers)
+    _load(dataset, dict(unknown_refs=unknown_refs), batch_size, rejects, fail_on_reject, progress)
+
+
+@load_app.command("recbole")
+def load_recbole(
+    directory: DatasetDir,
+    stem: Annotated[Optional[str], typer.Option(help="Atomic file name stem (default: the folder's one .inter file).")] = None,
+    unknown_refs: UnknownRefs = "reject",
+    batch_size: BatchSize = None,
+    rejects: RejectsFile = None,
+    fail_on_reject: FailOnReject = False,
+    progress: Progress = True,
+) -> None:
+    """RecBole atomic files (.inter, .item, .kg, .link), e.g. ml-100k with its Freebase knowledge graph."""
+    from kgrec.loaders.adapters import read_recbole
+
+    dataset = read_recbole(directory, stem=stem)
+    _load(dataset, dict(unknown_refs=unknown_refs), batch_size, rejects, fail_on_reject, progress)
+
+
+def _parse_mapping(entries: list[str]) -> dict[str, dict[str, str]]:
+    mapping: dict[str, dict[str, str]] = {}
+    for entry in entries:
+        left, sep, theirs = entry.partition("=")
+        table, dot, generic = left.partition(".")
+        if not (sep and dot and table and generic and theirs):
+            raise KgrecError(f"--map {entry!r} must look like TABLE.GENERIC=YOURS, e.g. interactions.item_id=movieId")
+        mapping.setdefault(table, {})[generic] = theirs
+    return mapping
+
+
+def _load(dataset, options: dict, batch_size, rejects, fail_on_reject: bool, progress: bool) -> None:
+    import datetime as dt
+
+    from kgrec.loaders.ingest import LoadOptions, LoadReport, load_dataset, validate
+
+    settings = get_settings()
+    try:
+        load_options = LoadOptions(batch_size=batch_size or settings.batch_size, progress=progress, **options)
+    except ValueError as e:
+        raise KgrecError(str(e)) from e
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    rejects = rejects or settings.data_dir / "rejects" / f"{dataset.name}-{stamp}.csv"
+    with _graph() as graph:
+        if fail_on_reject:
+            _, rejected = validate(dataset, graph, load_options)
+            if len(rejected):
+                rejects.parent.mkdir(parents=True, exist_ok=True)
+                rejected.to_csv(rejects, index=False)
+                raise KgrecError(f"{len(rejected)} row(s) rejected, nothing written (--fail-on-reject); see {rejects}")
+        console.print(f"Loading {dataset.name}: " + ", ".join(f"{n} {k}" for k, n in dataset.summary().items()))
+        report: LoadReport = load_dataset(graph, dataset, load_options, rejects_path=rejects)
+    rejected = report.rejected_counts()
+    rows = [
+        (table, str(n), str(report.written.get(table, 0)), str(report.created.get(table, 0)), str(rejected.get(table, 0)))
+        for table, n in report.rows_in.items()
+    ]
+    console.print(_table(f"Loaded {dataset.name} in {report.seconds:.1f}s", ["table", "rows", "written", "created", "rejected"], rows))
+    if report.rejects_file:
+        console.print(f"[yellow]{len(report.rejected)} row(s) rejected[/yellow]: see {report.rejects_file}")
+
+
+# -- kgrec synth / export -----------------------------------------------------------------------------
+@app.command("synth")
+def synth(
+    out: Annotated[Path, typer.Option(help="Folder for the generic-format files.")] = Path("data/synthetic"),
+    users: Annotated[int, typer.Option(min=1)] = 1000,
+    items: Annotated[int, typer.Option(min=2)] = 500,
+    entities: Annotated[int, typer.Option(min=1, help="Knowledge entities (genres, tags, people).")] = 100,
+    interactions: Annotated[int, typer.Option(min=2, help="Total interactions (exact).")] = 20000,
+    topics: Annotated[int, typer.Option(min=1, help="Latent tastes planted in interactions, text and knowledge.")] = 8,
+    seed: Annotated[int, typer.Option()] = 0,
+    fmt: Annotated[str, typer.Option("--format", help="csv, tsv or parquet.")] = "csv",
+    load: Annotated[bool, typer.Option(help="Also load the dataset into Neo4j.")] = False,
+    progress: Progress = True,
+) -> None:
+    """Write a synthetic dataset with planted structure (tastes tied to entities and to item text)."""
+    from kgrec.loaders.synth import SynthConfig, make_synthetic, write_dataset
+
+    try:
+        config = SynthConfig(users=users, items=items, entities=entities, interactions=interactions, topics=topics, seed=seed)
+    except ValueError as e:
+        raise KgrecError(str(e)) from e
+    dataset = make_synthetic(config)
+    paths = write_dataset(dataset, out, fmt)
+    console.print(f"Wrote {', '.join(f'{n} {t}' for t, n in dataset.summary().items())} to {out}: "
+                  + ", ".join(p.name for p in paths.values()))
+    if load:
+        _load(dataset, {}, None, None, False, progress)
+
+
+@app.command("export")
+def export(
+    out: Annotated[Path, typer.Option(help="Folder for graph.pt, ids/*.parquet and meta.json.")],
+    entity: Annotated[Optional[str], typer.Option(help="Only items linked to this entity id (a genre, a tag).")] = None,
+    active_since: Annotated[
+        Optional[str], typer.Option(help="Only users with an interaction since this date (ISO-8601, UTC).")
+    ] = None,
+    sample_users: Annotated[Optional[int], typer.Option(min=1, help="A random sample of N users.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the user sample and of the random split.")] = 0,
+    split: Annotated[str, typer.Option(help="random (per user), leave_last_out, temporal, or none.")] = "random",
+    val: Annotated[float, typer.Option(help="Validation share.")] = 0.1,
+    test: Annotated[float, typer.Option(help="Test share.")] = 0.2,
+    page_size: Annotated[int, typer.Option(min=1, help="Rows per read page.")] = 10_000,
+    progress: Progress = True,
+) -> None:
+    """Export a subgraph to PyTorch Geometric (HeteroData) with stable id maps and an evaluation split."""
+    import datetime as dt
+
+    from kgrec.loaders.export import SubgraphFilter, export_subgraph
+    from kgrec.loaders.splits import SplitSpec
+
+    try:
+        since = dt.datetime.fromisoformat(active_since) if active_since else None
+    except ValueError as e:
+        raise KgrecError(f"--active-since {active_since!r} is not an ISO-8601 date") from e
+    spec = None if split == "none" else SplitSpec(kind=split, val=val, test=test, seed=seed)  # type: ignore[arg-type]
+    subgraph = SubgraphFilter(entity=entity, active_since=since, sample_users=sample_users, seed=seed)
+    with _graph() as graph, console.status("Exporting ..."):
+        result = export_subgraph(graph, subgraph, split=spec, page_size=page_size, progress=progress)
+    result.save(out)
+    counts = result.meta["counts"]
+    console.print(_table(f"Exported to {out} in {result.meta['seconds']:.1f}s", ["part", "count"],
+                         [(k, str(v)) for k, v in counts.items()]))
+    if result.meta["outside_snapshot"]:
+        console.print(f"[yellow]edges outside the snapshot (not exported)[/yellow]: {result.meta['outside_snapshot']}")
 
 
 # -- kgrec serve ---------------------------------------------------------------------------------------

@@ -107,13 +107,17 @@ class Graph:
                 result_transformer_=neo4j.Result.to_df,
             )
 
-    def write(self, query: str, **params: Any) -> Mapping[str, int]:
+    def write(self, query: str, **params: Any) -> dict[str, int]:
         """Run a write query in one managed transaction; return its counters (nodes_created, ...)."""
+        return self.write_returning(query, **params)[1]
+
+    def write_returning(self, query: str, **params: Any) -> tuple[list[Record], dict[str, int]]:
+        """Run a write query in one managed transaction; return its records and its counters."""
         with self._translate_errors():
-            _, summary, _ = self.driver.execute_query(
+            records, summary, _ = self.driver.execute_query(
                 query, parameters_=params, database_=self.database, routing_=RoutingControl.WRITE
             )
-        return _counters(summary.counters)
+        return [record.data() for record in records], _counters(summary.counters)
 
     def write_rows(self, query: str, rows: Sequence[Mapping[str, Any]], *, batch_size: int = 5000) -> dict[str, int]:
         """Run ``query`` (which reads ``$rows``) once per batch; each batch is one transaction."""

@@ -27,6 +27,16 @@ from kgrec.db import Graph  # noqa: E402
 from kgrec.neo4j_local import LocalNeo4j  # noqa: E402
 
 
+# The real datasets live beside the checkout (../shared/data), never inside it.
+SHARED_DATA = Path(os.environ.get("KGREC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATASET_FOLDERS = {
+    "hetrec-lastfm": "hetrec-lastfm-2k",
+    "kgcn-lastfm": "kgcn-lastfm",
+    "movielens": "ml-latest-small",
+    "recbole": "recbole-ml100k-kg",
+}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -61,7 +71,7 @@ def neo4j_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         port=free_port(),
         password=secrets.token_urlsafe(12),
         heap="1g",
-        pagecache="256m",
+        pagecache="512m",
     )
     if not server.is_built():
         pytest.fail("the Neo4j launcher is not built: run `make test` (or `kgrec neo4j build`) first")

@@ -1,0 +1,314 @@
+"""Export a subgraph of Neo4j to PyTorch Geometric's :class:`~torch_geometric.data.HeteroData`.
+
+Node types ``user``, ``item`` and ``entity``; edge types::
+
+    ('user', 'interacts', 'item')   edge_attr columns: weight, rating, ts (Unix seconds); NaN where unknown
+    ('item', REL, 'entity')         one per knowledge relation (REL: the relation name made identifier-safe)
+    ('entity', REL, 'entity')
+    ('user', 'follows', 'user')
+
+and for each of them the reverse edge type ``rev_<name>`` with swapped endpoints. Each node type keeps its
+ids (``data[t].node_id``: the graph's ids, in index order) and text (``data['item'].text``: title and text;
+``data['entity'].text``: name and text) for the text encoder. ``data.relations`` maps edge-type names to the
+relation names in the graph.
+
+**Paged reads.** Nodes are read in keyset pages over the unique id indexes (``WHERE n.id > $after ORDER BY
+n.id LIMIT $page``) and edges in pages of source ids (``UNWIND $ids``), every page one short read
+transaction that returns scalars; no query touches the whole graph, so the database never builds one huge
+result and the exporter's transient memory is bounded by the page size (the result itself is the size of
+the subgraph).
+
+**Consistency.** Neo4j Community reads are read-committed, with no snapshot across transactions, so a
+paged export taken while people edit the graph could mix before and after. The export therefore (1) only
+keeps edges whose two endpoints are in its node pass, counting the others (``meta['outside_snapshot']``)
+rather than dropping them silently, and (2) compares a fingerprint of the graph — the count-store totals of
+every label and relationship type, read in O(1) — before and after; if it moved, the export is taken again
+(``max_attempts`` times), and otherwise fails naming the counts that changed. Edits that change only
+properties (a corrected text) leave the counts alone: such an export contains each node's properties as of
+the moment its page was read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch_geometric.data import HeteroData
+from tqdm.auto import tqdm
+
+from kgrec.db import Graph
+from kgrec.errors import KgrecError
+from kgrec.graph_schema import queries as q
+from kgrec.graph_schema.vocabulary import Label, RelType
+from kgrec.loaders.splits import SplitSpec, make_split
+
+INTERACTS = ("user", "interacts", "item")
+FOLLOWS = ("user", "follows", "user")
+INTERACTION_ATTRS = ("weight", "rating", "ts")
+
+
+class ExportError(KgrecError):
+    """The export could not produce a consistent subgraph."""
+
+
+@dataclass(frozen=True)
+class SubgraphFilter:
+    """Which subgraph to export (all fields optional; they combine).
+
+    Args:
+        entity: only items linked (``RELATES_TO``) to this entity id — one category, genre or tag — with
+            the users who interacted with them.
+        active_since: only users with an interaction at or after this time (UTC).
+        sample_users: a seeded random sample of this many users (after the other filters).
+        seed: seed of the sample.
+    """
+
+    entity: str | None = None
+    active_since: datetime | None = None
+    sample_users: int | None = None
+    seed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["active_since"] = self.active_since.isoformat() if self.active_since else None
+        return d
+
+
+@dataclass
+class Export:
+    """An exported subgraph: the PyG data and what describes it."""
+
+    data: HeteroData
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, directory: Path) -> Path:
+        """Write ``graph.pt`` (the HeteroData), ``ids/<type>.parquet`` (index → graph id) and ``meta.json``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        torch.save(self.data, directory / "graph.pt")
+        (directory / "ids").mkdir(exist_ok=True)
+        for node_type in self.data.node_types:
+            ids = self.data[node_type].node_id
+            pd.DataFrame({"index": np.arange(len(ids)), "id": ids}).to_parquet(directory / "ids" / f"{node_type}.parquet")
+        (directory / "meta.json").write_text(json.dumps(self.meta, indent=2, default=str))
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> Export:
+        data = torch.load(directory / "graph.pt", weights_only=False)
+        return cls(data=data, meta=json.loads((directory / "meta.json").read_text()))
+
+
+def export_subgraph(
+    graph: Graph,
+    subgraph: SubgraphFilter = SubgraphFilter(),
+    *,
+    split: SplitSpec | None = SplitSpec(),
+    page_size: int = 10_000,
+    max_attempts: int = 3,
+    progress: bool = False,
+) -> Export:
+    """Export the chosen subgraph as HeteroData, with an evaluation split of the interactions."""
+    if page_size < 1:
+        raise ValueError(f"'page_size' (got {page_size}) must be >= 1")
+    moved: dict[str, tuple[int, int]] = {}
+    for attempt in range(1, max_attempts + 1):
+        before = fingerprint(graph)
+        began = time.perf_counter()
+        export = _export_once(graph, subgraph, page_size, progress)
+        after = fingerprint(graph)
+        moved = {k: (before.get(k, 0), after.get(k, 0)) for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+        if not moved:
+            export.meta.update(
+                filter=subgraph.as_dict(),
+                fingerprint=before,
+                attempts=attempt,
+                seconds=round(time.perf_counter() - began, 3),
+                exported_at=datetime.now(timezone.utc).isoformat(),
+                page_size=page_size,
+            )
+            if split is not None:
+                add_split(export, split)
+            return export
+    changes = ", ".join(f"{k} {a}→{b}" for k, (a, b) in sorted(moved.items()))
+    raise ExportError(f"the graph kept changing during {max_attempts} export attempts ({changes}); try again later")
+
+
+def fingerprint(graph: Graph) -> dict[str, int]:
+    """Count-store totals of every kgrec label and relationship type (constant time each)."""
+    counts = {label.value: graph.read(q.count_label(label))[0]["count"] for label in Label}
+    counts |= {rel.value: graph.read(q.count_rel_type(rel))[0]["count"] for rel in RelType}
+    return counts
+
+
+def add_split(export: Export, spec: SplitSpec) -> None:
+    """Attach ``split`` (int8: 0 train, 1 val, 2 test) to the interaction edges and record the spec."""
+    store = export.data[INTERACTS]
+    users = store.edge_index[0].numpy()
+    ts = store.edge_attr[:, INTERACTION_ATTRS.index("ts")].numpy() if spec.kind != "random" else None
+    store.split = torch.from_numpy(make_split(spec, users, ts))
+    counts = np.bincount(store.split.numpy(), minlength=3)
+    export.meta["split"] = spec.as_dict() | {"edges": {"train": int(counts[0]), "val": int(counts[1]), "test": int(counts[2])}}
+
+
+# -- one pass --------------------------------------------------------------------------------------------
+def _export_once(graph: Graph, subgraph: SubgraphFilter, page_size: int, progress: bool) -> Export:
+    items = _frame(_keyset(graph, q.EXPORT_ITEMS_OF_ENTITY if subgraph.entity else q.EXPORT_ITEMS, page_size,
+                           entity=subgraph.entity), ["id", "title", "text"])
+    users = _select_users(graph, subgraph, page_size)
+    item_index = pd.Index(items["id"])
+    outside: dict[str, int] = {}
+
+    interactions = _frame(_by_ids(graph, q.EXPORT_INTERACTIONS, users, page_size, progress, "interactions"),
+                          ["head", "tail", "weight", "rating", "ts_ms", "kind"])
+    if subgraph.entity is not None:  # the filter: only interactions with the category's items
+        interactions = interactions[interactions["tail"].isin(item_index)]
+        active = set(interactions["head"])
+        users = [u for u in users if u in active]
+    user_index = pd.Index(users)
+
+    knowledge = _frame(_by_ids(graph, q.EXPORT_ITEM_ENTITY, list(item_index), page_size, progress, "item knowledge"),
+                       ["head", "relation", "tail"])
+    if subgraph.entity is None:
+        entities = _frame(_keyset(graph, q.EXPORT_ENTITIES, page_size), ["id", "name", "type", "text"])
+    else:
+        linked = sorted(set(knowledge["tail"]))
+        entities = _frame(_by_ids(graph, q.EXPORT_ENTITIES_BY_ID, linked, page_size, False, ""), ["id", "name", "type", "text"])
+    entity_index = pd.Index(entities["id"]).sort_values()
+    entities = entities.set_index("id").loc[entity_index].reset_index()
+    entity_knowledge = _frame(_by_ids(graph, q.EXPORT_ENTITY_ENTITY, list(entity_index), page_size, progress, "entity knowledge"),
+                              ["head", "relation", "tail"])
+    follows = _frame(_by_ids(graph, q.EXPORT_FOLLOWS, users, page_size, progress, "follows"), ["head", "tail"])
+
+    data = HeteroData()
+    data["user"].node_id = list(user_index)
+    data["user"].num_nodes = len(user_index)
+    data["item"].node_id = list(item_index)
+    data["item"].num_nodes = len(item_index)
+    data["item"].text = [_text(t, x) for t, x in zip(items["title"], items["text"])]
+    data["entity"].node_id = list(entity_index)
+    data["entity"].num_nodes = len(entity_index)
+    data["entity"].text = [_text(n, x) for n, x in zip(entities["name"], entities["text"])]
+    types = entities["type"].fillna("").astype(str)
+    type_names = sorted(set(types))
+    data["entity"].type = torch.from_numpy(pd.Index(type_names).get_indexer(types).astype(np.int64))
+    data.entity_types = type_names
+
+    ei, keep = _edge_index(interactions, user_index, item_index, "interactions", outside)
+    kept = interactions[keep]
+    ts = kept["ts_ms"].astype(float).to_numpy() / 1000.0
+    attrs = np.column_stack([kept["weight"].astype(float), kept["rating"].astype(float), ts]).astype(np.float32)
+    _set_edges(data, INTERACTS, ei, edge_attr=torch.from_numpy(attrs).reshape(-1, len(INTERACTION_ATTRS)))
+    kinds = kept["kind"].fillna("").astype(str)
+    data.interaction_kinds = sorted(set(kinds))
+    data[INTERACTS].kind = torch.from_numpy(pd.Index(data.interaction_kinds).get_indexer(kinds).astype(np.int64))
+
+    relations: dict[str, str] = {}
+    for head_type, frame, head_index in (("item", knowledge, item_index), ("entity", entity_knowledge, entity_index)):
+        for relation, part in frame.groupby("relation", sort=True):
+            name = _edge_name(str(relation), relations)
+            ei, _ = _edge_index(part, head_index, entity_index, f"{head_type} {relation}", outside)
+            _set_edges(data, (head_type, name, "entity"), ei)
+    data.relations = relations
+
+    ei, _ = _edge_index(follows, user_index, user_index, "follows", outside)
+    _set_edges(data, FOLLOWS, ei)
+    meta = {
+        "counts": {
+            "users": len(user_index), "items": len(item_index), "entities": len(entity_index),
+            "interactions": int(data[INTERACTS].edge_index.shape[1]),
+            "item_entity": int(sum(data[et].edge_index.shape[1] for et in data.edge_types if et[0] == "item" and et[2] == "entity")),
+            "entity_entity": int(sum(data[et].edge_index.shape[1] for et in data.edge_types if et[0] == "entity" and et[2] == "entity" and not et[1].startswith("rev_"))),
+            "follows": int(data[FOLLOWS].edge_index.shape[1]),
+        },
+        "relations": relations,
+        "outside_snapshot": outside,
+    }
+    return Export(data=data, meta=meta)
+
+
+def _select_users(graph: Graph, subgraph: SubgraphFilter, page_size: int) -> list[str]:
+    if subgraph.active_since is not None:
+        since = subgraph.active_since if subgraph.active_since.tzinfo else subgraph.active_since.replace(tzinfo=timezone.utc)
+        rows = _keyset(graph, q.EXPORT_ACTIVE_USER_IDS, page_size, since_ms=int(since.timestamp() * 1000))
+    else:
+        rows = _keyset(graph, q.EXPORT_USER_IDS, page_size)
+    users = [row["id"] for row in rows]
+    if subgraph.sample_users is not None and subgraph.sample_users < len(users):
+        picked = np.random.default_rng(subgraph.seed).choice(len(users), size=subgraph.sample_users, replace=False)
+        users = [users[i] for i in np.sort(picked)]
+    return users
+
+
+def _keyset(graph: Graph, query: str, page_size: int, **params: Any) -> Iterator[dict[str, Any]]:
+    after = ""
+    while True:
+        page = graph.read(query, after=after, page=page_size, **params)
+        yield from page
+        if len(page) < page_size:
+            return
+        after = page[-1]["id"]
+
+
+def _by_ids(graph: Graph, query: str, ids: list[str], page_size: int, progress: bool, what: str) -> Iterator[dict[str, Any]]:
+    with tqdm(total=len(ids), desc=f"export {what}", unit="node", disable=not progress, leave=False) as bar:
+        for start in range(0, len(ids), page_size):
+            yield from graph.read(query, ids=ids[start : start + page_size])
+            bar.update(min(page_size, len(ids) - start))
+
+
+def _frame(rows: Iterator[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    """Collect pages into one DataFrame, converting page by page (no list of all records in between)."""
+    parts = []
+    chunk: list[dict[str, Any]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= 50_000:
+            parts.append(pd.DataFrame.from_records(chunk, columns=columns))
+            chunk = []
+    parts.append(pd.DataFrame.from_records(chunk, columns=columns))
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def _edge_index(frame: pd.DataFrame, heads: pd.Index, tails: pd.Index, what: str, outside: dict[str, int]) -> tuple[torch.Tensor, np.ndarray]:
+    src = heads.get_indexer(frame["head"]) if len(frame) else np.empty(0, dtype=np.int64)
+    dst = tails.get_indexer(frame["tail"]) if len(frame) else np.empty(0, dtype=np.int64)
+    keep = (src >= 0) & (dst >= 0)
+    if not keep.all():
+        outside[what] = outside.get(what, 0) + int((~keep).sum())
+    return torch.from_numpy(np.vstack([src[keep], dst[keep]]).astype(np.int64)), keep
+
+
+def _set_edges(data: HeteroData, edge_type: tuple[str, str, str], edge_index: torch.Tensor, **attrs: torch.Tensor) -> None:
+    src, rel, dst = edge_type
+    data[edge_type].edge_index = edge_index
+    for key, value in attrs.items():
+        data[edge_type][key] = value
+    data[(dst, f"rev_{rel}", src)].edge_index = edge_index.flip(0)
+    for key, value in attrs.items():
+        data[(dst, f"rev_{rel}", src)][key] = value
+
+
+def _edge_name(relation: str, taken: dict[str, str]) -> str:
+    """An identifier-safe edge type name for a relation (PyG keys edge types into module names)."""
+    base = re.sub(r"\W+", "_", relation).strip("_").lower() or "related"
+    if base in ("interacts", "follows") or base.startswith("rev_"):
+        base = f"rel_{base}"
+    name, n = base, 2
+    while name in taken and taken[name] != relation:
+        name, n = f"{base}_{n}", n + 1
+    taken[name] = relation
+    return name
+
+
+def _text(title: Any, text: Any) -> str:
+    parts = [str(p) for p in (title, text) if p is not None and not (isinstance(p, float) and np.isnan(p)) and str(p).strip()]
+    return ". ".join(parts)

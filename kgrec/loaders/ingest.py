@@ -1,0 +1,461 @@
+"""Ingest: any :class:`~kgrec.loaders.dataset.Dataset` into Neo4j, validated, batched and idempotent.
+
+The path is the same for the generic files and for every dataset adapter:
+
+1. :func:`read_table` reads CSV, TSV or Parquet (ids as text, exactly as written) and renames columns.
+2. :func:`validate` checks every table without touching the database except to look up ids that the load
+   refers to but does not bring. A missing column is an error for the whole load
+   (:class:`DataFormatError`); a bad row (empty id, a rating that is not a number, an unparseable
+   timestamp, an unknown relation, a reference to an unknown item or user, a duplicate key) is *rejected*
+   with its table, row number and reason. Nothing is dropped silently: rejected rows go to a CSV file,
+   and the report counts them.
+3. :func:`write_dataset` writes relations, entities, items, knowledge triples, interactions and social
+   links in that order, ``UNWIND``-ing one batch per transaction and ``MERGE``-ing on ids. Every query
+   returns how many rows it wrote, and a shortfall is an error, not a silent skip.
+
+Failure and re-runs: a batch is one transaction, so a failure leaves no half-written batch — the batches
+before it are committed, the failing one and the rest are not. Because every write is a ``MERGE`` on the
+node ids (and on ``(user, item, kind)`` / ``(head, relation, tail)`` for relationships) followed by ``SET``,
+re-running the same load writes the missing batches and rewrites the committed ones to the same values:
+the graph ends up exactly as after an uninterrupted load.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from kgrec.db import Graph
+from kgrec.errors import KgrecError
+from kgrec.graph_schema import queries as q
+from kgrec.graph_schema.vocabulary import NODE_PROPS, Label
+from kgrec.loaders.dataset import DEFAULT_KIND, ID_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Dataset
+
+log = logging.getLogger(__name__)
+
+ROW = "_row"  # the 1-based data row in the source (header excluded), carried for reject reports
+RESERVED_ITEM_PROPS = frozenset(p.name for p in NODE_PROPS[Label.ITEM]) - {"id", "title", "text"}
+LOOKUP_BATCH = 10_000
+EPOCH = pd.Timestamp(0, tz="UTC")
+
+
+class DataFormatError(KgrecError):
+    """Input that cannot be loaded at all: a missing file or column, an unreadable format."""
+
+
+class LoadError(KgrecError):
+    """A load that stopped part-way (the committed batches stay; re-running completes it)."""
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How a load treats what it cannot take as it is.
+
+    Args:
+        unknown_refs: a row that refers to an item, user or entity that is neither in this load nor in the
+            graph: ``"reject"`` it (default) or ``"create"`` a bare node for it (an item's title is its id).
+        unknown_relations: a relation name that is neither in the load's ``relations`` table nor registered
+            in the graph: ``"register"`` it (default) or ``"reject"`` the row.
+        batch_size: rows per transaction.
+        progress: show progress bars.
+    """
+
+    unknown_refs: Literal["reject", "create"] = "reject"
+    unknown_relations: Literal["register", "reject"] = "register"
+    batch_size: int = 5000
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.unknown_refs not in ("reject", "create"):
+            raise ValueError(f"'unknown_refs' (got {self.unknown_refs!r}) must be 'reject' or 'create'")
+        if self.unknown_relations not in ("register", "reject"):
+            raise ValueError(f"'unknown_relations' (got {self.unknown_relations!r}) must be 'register' or 'reject'")
+        if self.batch_size < 1:
+            raise ValueError(f"'batch_size' (got {self.batch_size}) must be >= 1")
+
+
+@dataclass
+class LoadReport:
+    """What a load did: rows in, rows written and rows rejected per table, and what the graph counted."""
+
+    dataset: str
+    rows_in: dict[str, int] = field(default_factory=dict)
+    written: dict[str, int] = field(default_factory=dict)
+    created: dict[str, int] = field(default_factory=dict)
+    rejected: pd.DataFrame = field(default_factory=lambda: _rejects_frame([]))
+    rejects_file: Path | None = None
+    seconds: float = 0.0
+
+    def rejected_counts(self) -> dict[str, int]:
+        return self.rejected.groupby("table").size().to_dict() if len(self.rejected) else {}
+
+
+# -- reading -------------------------------------------------------------------------------------------
+def read_table(source: str | Path | pd.DataFrame, table: str, columns: dict[str, str] | None = None) -> pd.DataFrame:
+    """Read one table of the generic format and rename ``columns`` (``{generic name: name in the file}``).
+
+    Files: ``.csv``; ``.tsv``, ``.tab`` or ``.txt`` (tab-separated); ``.parquet``. Text files are read with
+    every column as text, so ids stay exactly as written (``007`` stays ``007``); empty cells are missing.
+    """
+    if table not in REQUIRED_COLUMNS:
+        raise DataFormatError(f"unknown table {table!r}: choose one of {', '.join(REQUIRED_COLUMNS)}")
+    if isinstance(source, pd.DataFrame):
+        frame = source.copy()
+        where = f"{table} (DataFrame)"
+    else:
+        path = Path(source)
+        where = f"{table} file {path}"
+        if not path.is_file():
+            raise DataFormatError(f"{where} does not exist")
+        frame = _read_file(path, where)
+    rename = {file_name: generic for generic, file_name in (columns or {}).items()}
+    missing_mapped = [name for name in rename if name not in frame.columns]
+    if missing_mapped:
+        raise DataFormatError(f"{where}: mapped column(s) {missing_mapped} not found (columns: {list(frame.columns)})")
+    frame = frame.rename(columns=rename)
+    missing = [c for c in REQUIRED_COLUMNS[table] if c not in frame.columns]
+    if missing:
+        raise DataFormatError(
+            f"{where} lacks column(s) {missing} (it has {list(frame.columns)}); "
+            f"rename them or map yours, e.g. --map {table}.{missing[0]}=YOUR_COLUMN"
+        )
+    return frame.reset_index(drop=True)
+
+
+def _read_file(path: Path, where: str) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".tsv", ".tab", ".txt"):
+            sep = "," if suffix == ".csv" else "\t"
+            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
+    except (ValueError, UnicodeDecodeError, OSError) as e:
+        raise DataFormatError(f"{where} cannot be read: {e}") from e
+    raise DataFormatError(f"{where}: unknown format {suffix!r}; use .csv, .tsv, .txt or .parquet")
+
+
+# -- validation ----------------------------------------------------------------------------------------
+@dataclass
+class _Rejects:
+    rows: list[pd.DataFrame] = field(default_factory=list)
+
+    def add(self, table: str, frame: pd.DataFrame, mask: pd.Series | np.ndarray, reason: str | pd.Series) -> pd.DataFrame:
+        """Move the rows under ``mask`` out of ``frame`` into the rejects, with their reason."""
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            return frame
+        bad = frame[mask]
+        reasons = reason[mask] if isinstance(reason, pd.Series) else reason
+        record = bad.drop(columns=[ROW]).to_json(orient="records", lines=True, date_format="iso").splitlines()
+        self.rows.append(pd.DataFrame({"table": table, "row": bad[ROW].to_numpy(), "reason": reasons, "record": record}))
+        return frame[~mask]
+
+    def frame(self) -> pd.DataFrame:
+        return _rejects_frame(self.rows)
+
+
+def _rejects_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    if not parts:
+        return pd.DataFrame({"table": [], "row": [], "reason": [], "record": []}).astype({"row": int})
+    return pd.concat(parts, ignore_index=True)
+
+
+def validate(dataset: Dataset, graph: Graph | None = None, options: LoadOptions = LoadOptions()) -> tuple[Dataset, pd.DataFrame]:
+    """Return ``(clean dataset, rejected rows)``; ``graph`` answers which referenced ids already exist.
+
+    Raises:
+        DataFormatError: a table lacks a required column.
+    """
+    rejects = _Rejects()
+    tables = {name: _prepare(name, frame) for name, frame in dataset.tables().items()}
+
+    for name, frame in tables.items():
+        for column in _id_columns(name):
+            text = frame[column].astype("string").str.strip()
+            frame[column] = text
+            frame = rejects.add(name, frame, text.isna() | (text == ""), f"empty {column}")
+        tables[name] = frame
+
+    if "interactions" in tables:
+        tables["interactions"] = _clean_interactions(tables["interactions"], rejects)
+    if "items" in tables:
+        items = tables["items"]
+        items["title"] = items["title"].astype("string").str.strip()
+        items = rejects.add("items", items, items["title"].isna() | (items["title"] == ""), "empty title")
+        tables["items"] = items
+    if "entities" in tables:
+        entities = tables["entities"]
+        entities["name"] = entities["name"].astype("string").str.strip()
+        tables["entities"] = rejects.add("entities", entities, entities["name"].isna() | (entities["name"] == ""), "empty name")
+
+    keys = {
+        "items": ["item_id"], "entities": ["entity_id"], "relations": ["relation"],
+        "interactions": ["user_id", "item_id", "kind"], "item_entity": ["item_id", "relation", "entity_id"],
+        "entity_entity": ["head_id", "relation", "tail_id"], "user_links": ["user_id", "other_id"],
+    }
+    for name, frame in tables.items():
+        duplicated = frame.duplicated(keys[name], keep="first")
+        if duplicated.any():
+            first = frame.drop_duplicates(keys[name]).set_index(keys[name])[ROW]
+            first_row = frame[keys[name]].merge(first.reset_index(), on=keys[name], how="left")[ROW].to_numpy()
+            reason = pd.Series([f"duplicate of row {r}" for r in first_row], index=frame.index)
+            tables[name] = rejects.add(name, frame, duplicated, reason)
+
+    _check_references(tables, rejects, graph, options)
+    _check_relations(tables, rejects, graph, options)
+    clean = Dataset(name=dataset.name, **{name: frame for name, frame in tables.items()})
+    return clean, rejects.frame()
+
+
+def _prepare(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in REQUIRED_COLUMNS[name] if c not in frame.columns]
+    if missing:
+        raise DataFormatError(f"{name} lacks column(s) {missing} (it has {list(frame.columns)})")
+    frame = frame.reset_index(drop=True).copy()
+    if ROW not in frame.columns:
+        frame[ROW] = np.arange(1, len(frame) + 1)
+    return frame
+
+
+def _id_columns(table: str) -> tuple[str, ...]:
+    return ID_COLUMNS[table] + (("relation",) if "relation" in REQUIRED_COLUMNS[table] and table != "relations" else ())
+
+
+def _clean_interactions(frame: pd.DataFrame, rejects: _Rejects) -> pd.DataFrame:
+    for column in ("rating", "weight"):
+        if column in frame.columns:
+            raw = frame[column]
+            number = pd.to_numeric(raw, errors="coerce")
+            bad = raw.notna() & (number.isna() | ~np.isfinite(number.astype(float)))
+            reason = pd.Series([f"{column} {v!r} is not a finite number" for v in raw], index=frame.index)
+            frame = rejects.add("interactions", frame, bad, reason)
+            frame[column] = number[~bad].astype(float)
+    if "timestamp" in frame.columns:
+        raw = frame["timestamp"]
+        parsed = _parse_timestamps(raw)
+        bad = raw.notna() & parsed.isna()
+        reason = pd.Series([f"timestamp {v!r} is neither ISO-8601 nor Unix seconds" for v in raw], index=frame.index)
+        frame = rejects.add("interactions", frame, bad, reason)
+        frame["timestamp"] = parsed[~bad]
+    if "kind" in frame.columns:
+        kind = frame["kind"].astype("string").str.strip()
+        frame["kind"] = kind.mask(kind.isna() | (kind == ""), DEFAULT_KIND)
+    else:
+        frame["kind"] = DEFAULT_KIND
+    return frame
+
+
+def _parse_timestamps(raw: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        return raw.dt.tz_localize("UTC") if raw.dt.tz is None else raw.dt.tz_convert("UTC")
+    numeric = pd.to_numeric(raw, errors="coerce")
+    from_numbers = pd.to_datetime(numeric, unit="s", utc=True, errors="coerce")
+    text = raw.where(numeric.isna())
+    from_text = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+    return from_numbers.fillna(from_text)
+
+
+def _check_relations(tables: dict[str, pd.DataFrame], rejects: _Rejects, graph: Graph | None, options: LoadOptions) -> None:
+    declared = set(tables["relations"]["relation"]) if "relations" in tables else set()
+    used = set()
+    for name in ("item_entity", "entity_entity"):
+        if name in tables:
+            used |= set(tables[name]["relation"])
+    unknown = used - declared - _existing(graph, Label.RELATION, used - declared)
+    if not unknown:
+        return
+    if options.unknown_relations == "reject":
+        for name in ("item_entity", "entity_entity"):
+            if name in tables:
+                frame = tables[name]
+                reason = "unknown relation " + frame["relation"].astype(str).map(repr)
+                tables[name] = rejects.add(name, frame, frame["relation"].isin(unknown), reason)
+        return
+    new = pd.DataFrame({"relation": sorted(unknown)})
+    new[ROW] = 0  # not from a file: registered by this load
+    tables["relations"] = pd.concat([tables.get("relations", new.iloc[:0]), new], ignore_index=True)
+
+
+def _check_references(tables: dict[str, pd.DataFrame], rejects: _Rejects, graph: Graph | None, options: LoadOptions) -> None:
+    """Reject (or plan to create) rows that point at items, users or entities nobody brings."""
+    items = set(tables["items"]["item_id"]) if "items" in tables else set()
+    entities = set(tables["entities"]["entity_id"]) if "entities" in tables else set()
+    users = set(tables["interactions"]["user_id"]) if "interactions" in tables else set()
+    references = [
+        ("interactions", "item_id", Label.ITEM, items),
+        ("item_entity", "item_id", Label.ITEM, items),
+        ("item_entity", "entity_id", Label.ENTITY, entities),
+        ("entity_entity", "head_id", Label.ENTITY, entities),
+        ("entity_entity", "tail_id", Label.ENTITY, entities),
+        ("user_links", "user_id", Label.USER, users),
+        ("user_links", "other_id", Label.USER, users),
+    ]
+    created: dict[Label, set[str]] = {Label.ITEM: set(), Label.ENTITY: set(), Label.USER: set()}
+    for table, column, label, known in references:
+        if table not in tables:
+            continue
+        frame = tables[table]
+        candidates = set(frame[column]) - known
+        unknown = candidates - _existing(graph, label, candidates)
+        if not unknown:
+            continue
+        mask = frame[column].isin(unknown)
+        if options.unknown_refs == "create":
+            created[label] |= unknown
+            continue
+        noun = {Label.ITEM: "item", Label.ENTITY: "entity", Label.USER: "user"}[label]
+        reason = f"unknown {noun} " + frame[column].astype(str).map(repr) + f" ({column})"
+        tables[table] = rejects.add(table, frame, mask, reason)
+    if created[Label.ITEM]:
+        ids = sorted(created[Label.ITEM])
+        new = pd.DataFrame({"item_id": ids, "title": ids, ROW: 0})
+        tables["items"] = pd.concat([tables["items"], new], ignore_index=True) if "items" in tables else new
+    if created[Label.ENTITY]:
+        ids = sorted(created[Label.ENTITY])
+        new = pd.DataFrame({"entity_id": ids, "name": ids, ROW: 0})
+        tables["entities"] = pd.concat([tables["entities"], new], ignore_index=True) if "entities" in tables else new
+    # users have no table: user_links MERGE their users, so created users need nothing more here
+
+
+def _existing(graph: Graph | None, label: Label, ids: set[str]) -> set[str]:
+    """Which ``ids`` exist in the graph (none without a graph)."""
+    if graph is None or not ids:
+        return set()
+    found: set[str] = set()
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), LOOKUP_BATCH):
+        found |= {row["id"] for row in graph.read(q.existing_ids(label), ids=ordered[start : start + LOOKUP_BATCH])}
+    return found
+
+
+# -- writing -------------------------------------------------------------------------------------------
+def load_dataset(
+    graph: Graph,
+    dataset: Dataset,
+    options: LoadOptions = LoadOptions(),
+    *,
+    rejects_path: Path | None = None,
+) -> LoadReport:
+    """Validate ``dataset`` and write it; rejected rows go to ``rejects_path`` (CSV) when there are any."""
+    began = time.perf_counter()
+    report = LoadReport(dataset=dataset.name, rows_in=dataset.summary())
+    clean, rejected = validate(dataset, graph, options)
+    report.rejected = rejected
+    if len(rejected) and rejects_path is not None:
+        rejects_path.parent.mkdir(parents=True, exist_ok=True)
+        rejected.to_csv(rejects_path, index=False)
+        report.rejects_file = rejects_path
+    write_dataset(graph, clean, options, report)
+    report.seconds = time.perf_counter() - began
+    return report
+
+
+def write_dataset(graph: Graph, dataset: Dataset, options: LoadOptions, report: LoadReport) -> None:
+    """Write a validated dataset, table by table, one batch per transaction."""
+    tables = dataset.tables()
+    plan: list[tuple[str, str, Callable[[pd.DataFrame], list[dict[str, Any]]]]] = [
+        ("relations", q.MERGE_RELATIONS, _relation_rows),
+        ("entities", q.MERGE_ENTITIES, _entity_rows),
+        ("items", q.MERGE_ITEMS, _item_rows),
+        ("item_entity", q.MERGE_ITEM_ENTITY, lambda f: _plain_rows(f, ["item_id", "relation", "entity_id"])),
+        ("entity_entity", q.MERGE_ENTITY_ENTITY, lambda f: _plain_rows(f, ["head_id", "relation", "tail_id"])),
+        ("interactions", q.MERGE_INTERACTIONS, _interaction_rows),
+        ("user_links", q.MERGE_FOLLOWS, lambda f: _plain_rows(f, ["user_id", "other_id"])),
+    ]
+    for table, query, to_rows in plan:
+        if table not in tables or tables[table].empty:
+            continue
+        frame = tables[table]
+        written = 0
+        created: dict[str, int] = {}
+        bar = tqdm(total=len(frame), desc=f"{dataset.name}: {table}", unit="row", disable=not options.progress, leave=False)
+        with bar:
+            for start in range(0, len(frame), options.batch_size):
+                batch = frame.iloc[start : start + options.batch_size]
+                rows = to_rows(batch)
+                try:
+                    records, counters = graph.write_returning(query, rows=rows)
+                except KgrecError:
+                    raise
+                except Exception as e:  # a driver or database error inside this batch's transaction
+                    raise LoadError(
+                        f"loading {table} stopped at source rows {int(batch[ROW].min())}-{int(batch[ROW].max())}: {e}. "
+                        "Earlier batches are committed and this one is not; run the same load again to complete it"
+                    ) from e
+                got = records[0]["written"] if records else 0
+                if got != len(rows):
+                    raise LoadError(
+                        f"loading {table}: a batch of {len(rows)} rows wrote {got} — rows referring to nodes that "
+                        "vanished during the load (deleted concurrently?); run the load again"
+                    )
+                written += got
+                for key, value in counters.items():
+                    created[key] = created.get(key, 0) + value
+                bar.update(len(batch))
+        report.written[table] = written
+        report.created[table] = created.get("nodes_created", 0) + created.get("relationships_created", 0)
+        log.info("%s: wrote %d %s rows", dataset.name, written, table)
+
+
+def _props(frame: pd.DataFrame, columns: Iterable[str]) -> list[dict[str, Any]]:
+    """Per row, a map of the non-missing values of ``columns`` (missing values do not erase properties)."""
+    columns = [c for c in columns if c in frame.columns]
+    if not columns:
+        return [{} for _ in range(len(frame))]
+    sub = frame[columns].astype(object).where(frame[columns].notna(), None)
+    return [{k: _plain(v) for k, v in zip(columns, values) if v is not None} for values in sub.itertuples(index=False)]
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars to Python values the driver accepts."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _relation_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    props = _props(frame, ["description"])
+    return [{"relation": r, "props": p} for r, p in zip(frame["relation"], props)]
+
+
+def _entity_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    props = _props(frame, ["name", *OPTIONAL_COLUMNS["entities"]])
+    return [{"id": i, "props": p} for i, p in zip(frame["entity_id"], props)]
+
+
+def _item_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    attributes = [c for c in frame.columns if c not in ("item_id", ROW)]
+    reserved = sorted(set(attributes) & RESERVED_ITEM_PROPS)
+    if reserved:
+        raise DataFormatError(f"items: column(s) {reserved} are written by kgrec itself; rename them")
+    props = _props(frame, attributes)
+    return [{"id": i, "props": p} for i, p in zip(frame["item_id"], props)]
+
+
+def _interaction_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    props = _props(frame, ["rating", "weight"])
+    if "timestamp" in frame.columns:
+        millis = (frame["timestamp"] - EPOCH) // pd.Timedelta(milliseconds=1)  # any datetime resolution
+        ts_ms = [None if pd.isna(m) else int(m) for m in millis]
+    else:
+        ts_ms = [None] * len(frame)
+    return [
+        {"user_id": u, "item_id": i, "kind": k, "props": p, "ts_ms": t}
+        for u, i, k, p, t in zip(frame["user_id"], frame["item_id"], frame["kind"], props, ts_ms)
+    ]
+
+
+def _plain_rows(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
+    return frame[columns].astype(object).to_dict("records")

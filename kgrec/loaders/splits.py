@@ -1,0 +1,86 @@
+"""Evaluation splits of the interactions, recorded with an export so every model compares on the same one.
+
+A split assigns each interaction edge to ``TRAIN`` (0), ``VAL`` (1) or ``TEST`` (2):
+
+- ``random``: per user, a seeded random ``val``/``test`` share of that user's interactions (rounded down,
+  so a user with few interactions keeps them in training; at least one stays in training).
+- ``leave_last_out``: per user, the latest interaction is test and the one before it validation
+  (users with fewer than 3 interactions keep all in training); needs timestamps.
+- ``temporal``: one global cut: interactions after the ``1 - test`` quantile of time are test, the
+  ``val`` share before them validation; needs timestamps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+
+from kgrec.errors import KgrecError
+
+TRAIN, VAL, TEST = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """Which split: ``kind``, the validation and test shares, and the seed (for ``random``)."""
+
+    kind: Literal["random", "leave_last_out", "temporal"] = "random"
+    val: float = 0.1
+    test: float = 0.2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("random", "leave_last_out", "temporal"):
+            raise KgrecError(f"split kind {self.kind!r} must be random, leave_last_out or temporal")
+        if not (0 <= self.val < 1 and 0 < self.test < 1 and self.val + self.test < 1):
+            raise KgrecError(f"split shares val={self.val}, test={self.test} must be in [0, 1) and sum below 1")
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def make_split(spec: SplitSpec, users: np.ndarray, ts: np.ndarray | None = None) -> np.ndarray:
+    """Assign each interaction (``users[k]``: the user index of edge k; ``ts[k]``: its time, NaN if unknown)
+    to TRAIN, VAL or TEST; returns an ``int8`` array like ``users``."""
+    users = np.asarray(users)
+    if spec.kind == "random":
+        key = np.random.default_rng(spec.seed).random(len(users))
+        return _per_user(users, key, lambda n: _counts(n, spec))
+    if ts is None or np.isnan(np.asarray(ts, dtype=float)).any():
+        raise KgrecError(f"the {spec.kind} split needs a timestamp on every interaction")
+    ts = np.asarray(ts, dtype=float)
+    if spec.kind == "leave_last_out":
+        # later first: rank 0 is the latest interaction of each user
+        return _per_user(users, -ts, lambda n: (np.where(n >= 3, 1, 0), np.where(n >= 3, 1, 0)))
+    cut_test = np.quantile(ts, 1 - spec.test)
+    cut_val = np.quantile(ts, 1 - spec.test - spec.val)
+    split = np.full(len(ts), TRAIN, dtype=np.int8)
+    split[ts > cut_val] = VAL
+    split[ts > cut_test] = TEST
+    return split
+
+
+def _counts(n: np.ndarray, spec: SplitSpec) -> tuple[np.ndarray, np.ndarray]:
+    test = np.floor(n * spec.test).astype(np.int64)
+    val = np.floor(n * spec.val).astype(np.int64)
+    overflow = np.maximum(test + val - (n - 1), 0)  # keep at least one interaction in training
+    val = np.maximum(val - overflow, 0)
+    test = np.minimum(test, n - 1 - val)
+    return test, val
+
+
+def _per_user(users: np.ndarray, key: np.ndarray, counts) -> np.ndarray:
+    """Within each user, order edges by ``key``; the first ``test`` go to TEST, the next ``val`` to VAL."""
+    order = np.lexsort((key, users))
+    sorted_users = users[order]
+    starts = np.r_[0, np.flatnonzero(sorted_users[1:] != sorted_users[:-1]) + 1]
+    sizes = np.diff(np.r_[starts, len(users)])
+    rank = np.arange(len(users)) - np.repeat(starts, sizes)
+    test, val = counts(sizes)
+    test, val = np.repeat(test, sizes), np.repeat(val, sizes)
+    split_sorted = np.where(rank < test, TEST, np.where(rank < test + val, VAL, TRAIN)).astype(np.int8)
+    split = np.empty(len(users), dtype=np.int8)
+    split[order] = split_sorted
+    return split

@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from kgrec.errors import KgrecError
+from kgrec.loaders.splits import TEST, TRAIN, VAL, SplitSpec, make_split
+
+
+def test_random_split_is_per_user_and_seeded() -> None:
+    users = np.repeat(np.arange(50), 10)  # 50 users x 10 interactions
+    a = make_split(SplitSpec("random", val=0.1, test=0.2, seed=0), users)
+    b = make_split(SplitSpec("random", val=0.1, test=0.2, seed=0), users)
+    c = make_split(SplitSpec("random", val=0.1, test=0.2, seed=1), users)
+    assert (a == b).all() and (a != c).any()
+    for u in range(50):
+        counts = np.bincount(a[users == u], minlength=3)
+        assert counts.tolist() == [7, 1, 2]
+
+
+# shares are rounded down per user, and at least one interaction stays in training
+@pytest.mark.parametrize("n, expected", [(1, [1, 0, 0]), (2, [2, 0, 0]), (4, [4, 0, 0]), (5, [4, 0, 1]), (10, [7, 1, 2])])
+def test_random_split_rounds_down_per_user(n: int, expected: list[int]) -> None:
+    split = make_split(SplitSpec("random", val=0.1, test=0.2), np.zeros(n, dtype=int))
+    assert np.bincount(split, minlength=3).tolist() == expected
+
+
+def test_leave_last_out() -> None:
+    users = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2])
+    ts = np.array([5, 1, 9, 3, 1, 2, 10, 30, 20], dtype=float)
+    split = make_split(SplitSpec("leave_last_out"), users, ts)
+    assert split.tolist() == [VAL, TRAIN, TEST, TRAIN, TRAIN, TRAIN, TRAIN, TEST, VAL]
+
+
+def test_temporal_split_cuts_globally() -> None:
+    ts = np.arange(100, dtype=float)
+    split = make_split(SplitSpec("temporal", val=0.1, test=0.2), np.zeros(100, dtype=int), ts)
+    assert (split[:70] == TRAIN).all() and (split[70:80] == VAL).all() and (split[80:] == TEST).all()
+
+
+def test_time_splits_need_timestamps() -> None:
+    with pytest.raises(KgrecError, match="needs a timestamp on every interaction"):
+        make_split(SplitSpec("temporal"), np.zeros(3, dtype=int), np.array([1.0, np.nan, 2.0]))
+
+
+@pytest.mark.parametrize("kwargs", [{"kind": "kfold"}, {"test": 0.0}, {"val": 0.5, "test": 0.5}])
+def test_bad_specs(kwargs: dict) -> None:
+    with pytest.raises(KgrecError):
+        SplitSpec(**kwargs)

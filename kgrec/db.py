@@ -127,8 +127,9 @@ class Graph:
                 totals[key] = totals.get(key, 0) + value
         return totals
 
-    def run_schema(self, statement: str, **params: Any) -> None:
-        """Run one schema statement (constraint, index) in its own auto-commit transaction."""
+    def run_autocommit(self, statement: str, **params: Any) -> None:
+        """Run one statement in an auto-commit transaction: schema statements (constraints, indexes), which
+        Neo4j does not mix with data writes, and ``CALL { ... } IN TRANSACTIONS`` batch deletes."""
         with self._translate_errors(), self.driver.session(database=self.database) as session:
             session.run(statement, params).consume()
 

@@ -102,11 +102,11 @@ def graph(settings: Settings) -> Iterator[Graph]:
 
 
 def wipe(graph: Graph) -> None:
-    graph.run_schema("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS")
+    graph.run_autocommit("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS")
     for row in graph.read("SHOW CONSTRAINTS YIELD name RETURN name"):
-        graph.run_schema("DROP CONSTRAINT $name IF EXISTS", name=row["name"])
+        graph.run_autocommit("DROP CONSTRAINT $name IF EXISTS", name=row["name"])
     for row in graph.read("SHOW INDEXES YIELD name, type WHERE type <> 'LOOKUP' RETURN name"):
-        graph.run_schema("DROP INDEX $name IF EXISTS", name=row["name"])
+        graph.run_autocommit("DROP INDEX $name IF EXISTS", name=row["name"])
 
 
 def cli_env(settings: Settings | None = None, **extra: str) -> dict[str, str]:

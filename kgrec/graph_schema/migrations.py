@@ -143,10 +143,10 @@ def apply_migrations(
         if on_migration is not None:
             on_migration(migration)
         for statement in migration.render(dimension):
-            graph.run_schema(statement)
+            graph.run_autocommit(statement)
         graph.write(q.RECORD_MIGRATION, version=migration.version, name=migration.name, checksum=migration.checksum)
     _check_vector_dimension(graph, dimension, recreate=recreate_vector_index)
-    graph.run_schema(q.AWAIT_INDEXES, timeout_seconds=await_seconds)
+    graph.run_autocommit(q.AWAIT_INDEXES, timeout_seconds=await_seconds)
     return todo
 
 
@@ -160,6 +160,6 @@ def _check_vector_dimension(graph: Graph, dimension: int, *, recreate: bool) -> 
             f"(KGREC_TEXT_MODEL) makes {dimension}: run `kgrec schema apply --recreate-vector-index`, "
             "then re-encode the item text"
         )
-    graph.run_schema(q.DROP_INDEX, name=q.ITEM_TEXT_INDEX)
+    graph.run_autocommit(q.DROP_INDEX, name=q.ITEM_TEXT_INDEX)
     for statement in VECTOR_INDEX_MIGRATION.render(dimension):
-        graph.run_schema(statement)
+        graph.run_autocommit(statement)

@@ -6,7 +6,8 @@ parameters, come from :mod:`kgrec.graph_schema.vocabulary` through :func:`quote`
 
 from __future__ import annotations
 
-from kgrec.graph_schema.vocabulary import Label, RelType, quote
+from kgrec.errors import SchemaError
+from kgrec.graph_schema.vocabulary import EMBEDDING_SLOTS, Label, RelType, quote
 
 # -- introspection -----------------------------------------------------------------------------------
 SHOW_CONSTRAINTS = (
@@ -179,46 +180,138 @@ def existing_ids(label: Label) -> str:
     return f"UNWIND $ids AS id MATCH (n:{quote(label)} {{{key}: id}}) RETURN id"
 
 
-# -- export (kgrec.loaders.export): keyset pages over the unique id indexes, scalars only --------------
-EXPORT_USER_IDS = (
-    f"MATCH (u:{quote(Label.USER)}) WHERE u.id > $after RETURN u.id AS id ORDER BY u.id LIMIT $page"
+# -- export (kgrec.loaders.export): keyset pages over the unique id indexes ----------------------------
+# Each page comes back as ONE record of parallel lists (decoding a few long lists is several times faster
+# than many small records). collect() skips nulls, so missing values become NaN (0.0/0.0) or ''.
+NAN = "0.0/0.0"
+
+
+def _node_page(label: Label, columns: str, where: str = "") -> str:
+    return (
+        f"MATCH (n:{quote(label)}) WHERE n.id > $after{where} WITH n ORDER BY n.id LIMIT $page "
+        f"RETURN {columns}"
+    )
+
+
+_ID = "collect(n.id) AS id"
+_TEXT = "collect(coalesce(n.text, '')) AS text"
+EXPORT_USER_IDS = _node_page(Label.USER, _ID)
+EXPORT_ACTIVE_USER_IDS = _node_page(
+    Label.USER, _ID,
+    f" AND EXISTS {{ MATCH (n)-[r:{quote(RelType.INTERACTED)}]->() WHERE r.ts >= datetime({{epochMillis: $since_ms}}) }}",
 )
-EXPORT_ACTIVE_USER_IDS = (
-    f"MATCH (u:{quote(Label.USER)}) WHERE u.id > $after "
-    f"AND EXISTS {{ MATCH (u)-[r:{quote(RelType.INTERACTED)}]->() WHERE r.ts >= datetime({{epochMillis: $since_ms}}) }} "
-    "RETURN u.id AS id ORDER BY u.id LIMIT $page"
+_ITEM_COLUMNS = f"{_ID}, collect(coalesce(n.title, '')) AS title, {_TEXT}"
+EXPORT_ITEMS = _node_page(Label.ITEM, _ITEM_COLUMNS)
+EXPORT_ITEMS_OF_ENTITY = _node_page(
+    Label.ITEM, _ITEM_COLUMNS,
+    f" AND EXISTS {{ MATCH (n)-[:{quote(RelType.RELATES_TO)}]->(:{quote(Label.ENTITY)} {{id: $entity}}) }}",
 )
-EXPORT_ITEMS = (
-    f"MATCH (i:{quote(Label.ITEM)}) WHERE i.id > $after "
-    "RETURN i.id AS id, i.title AS title, i.text AS text ORDER BY i.id LIMIT $page"
-)
-EXPORT_ITEMS_OF_ENTITY = (
-    f"MATCH (i:{quote(Label.ITEM)}) WHERE i.id > $after "
-    f"AND EXISTS {{ MATCH (i)-[:{quote(RelType.RELATES_TO)}]->(:{quote(Label.ENTITY)} {{id: $entity}}) }} "
-    "RETURN i.id AS id, i.title AS title, i.text AS text ORDER BY i.id LIMIT $page"
-)
-EXPORT_ENTITIES = (
-    f"MATCH (e:{quote(Label.ENTITY)}) WHERE e.id > $after "
-    "RETURN e.id AS id, e.name AS name, e.type AS type, e.text AS text ORDER BY e.id LIMIT $page"
-)
+_ENTITY_COLUMNS = f"{_ID}, collect(coalesce(n.name, '')) AS name, collect(coalesce(n.type, '')) AS type, {_TEXT}"
+EXPORT_ENTITIES = _node_page(Label.ENTITY, _ENTITY_COLUMNS)
 EXPORT_ENTITIES_BY_ID = (
-    f"UNWIND $ids AS id MATCH (e:{quote(Label.ENTITY)} {{id: id}}) "
-    "RETURN e.id AS id, e.name AS name, e.type AS type, e.text AS text"
+    f"UNWIND $ids AS id MATCH (n:{quote(Label.ENTITY)} {{id: id}}) RETURN {_ENTITY_COLUMNS}"
 )
 EXPORT_INTERACTIONS = (
     f"UNWIND $ids AS uid MATCH (:{quote(Label.USER)} {{id: uid}})-[r:{quote(RelType.INTERACTED)}]->(i:{quote(Label.ITEM)}) "
-    "RETURN uid AS head, i.id AS tail, r.weight AS weight, r.rating AS rating, "
-    "r.ts.epochMillis AS ts_ms, r.kind AS kind"
+    f"RETURN collect(uid) AS head, collect(i.id) AS tail, collect(coalesce(r.weight, {NAN})) AS weight, "
+    f"collect(coalesce(r.rating, {NAN})) AS rating, collect(coalesce(toFloat(r.ts.epochMillis), {NAN})) AS ts_ms, "
+    "collect(coalesce(r.kind, '')) AS kind"
 )
 EXPORT_ITEM_ENTITY = (
     f"UNWIND $ids AS iid MATCH (:{quote(Label.ITEM)} {{id: iid}})-[r:{quote(RelType.RELATES_TO)}]->(e:{quote(Label.ENTITY)}) "
-    "RETURN iid AS head, r.relation AS relation, e.id AS tail"
+    "RETURN collect(iid) AS head, collect(coalesce(r.relation, '')) AS relation, collect(e.id) AS tail"
 )
 EXPORT_ENTITY_ENTITY = (
     f"UNWIND $ids AS eid MATCH (:{quote(Label.ENTITY)} {{id: eid}})-[r:{quote(RelType.RELATES_TO)}]->(t:{quote(Label.ENTITY)}) "
-    "RETURN eid AS head, r.relation AS relation, t.id AS tail"
+    "RETURN collect(eid) AS head, collect(coalesce(r.relation, '')) AS relation, collect(t.id) AS tail"
 )
 EXPORT_FOLLOWS = (
     f"UNWIND $ids AS uid MATCH (:{quote(Label.USER)} {{id: uid}})-[:{quote(RelType.FOLLOWS)}]->(o:{quote(Label.USER)}) "
-    "RETURN uid AS head, o.id AS tail"
+    "RETURN collect(uid) AS head, collect(o.id) AS tail"
+)
+
+
+# -- write-back (kgrec.loaders.writeback): runs, embedding slots, top-K lists ---------------------------
+ACTIVE_RUN = (
+    f"MATCH (r:{quote(Label.MODEL_RUN)} {{active: true}}) "
+    "RETURN r.id AS id, r.embedding_slot AS slot, r.status AS status, toString(r.created_at) AS created_at"
+)
+GET_RUN = (
+    f"MATCH (r:{quote(Label.MODEL_RUN)} {{id: $run}}) "
+    "RETURN r.id AS id, r.embedding_slot AS slot, r.status AS status, r.active AS active"
+)
+LIST_RUNS = (
+    f"MATCH (r:{quote(Label.MODEL_RUN)}) RETURN r.id AS id, r.active AS active, r.status AS status, "
+    "r.embedding_slot AS slot, toString(r.created_at) AS created_at, r.params AS params, r.metrics AS metrics, "
+    "r.counts AS counts ORDER BY r.created_at DESC"
+)
+CREATE_RUN = (
+    f"CREATE (r:{quote(Label.MODEL_RUN)} {{id: $run, created_at: datetime(), params: $params, active: false, "
+    "status: 'writing', embedding_slot: $slot}) "
+    # a run that is not active and used this slot loses its embeddings: say so on it
+    f"WITH r MATCH (old:{quote(Label.MODEL_RUN)} {{embedding_slot: $slot}}) WHERE old <> r AND NOT old.active "
+    "SET old.embedding_slot = null, old.status = CASE old.status WHEN 'complete' THEN 'superseded' ELSE old.status END"
+)
+COMPLETE_RUN = (
+    f"MATCH (r:{quote(Label.MODEL_RUN)} {{id: $run}}) WHERE r.status = 'writing' "
+    "SET r.status = 'complete', r.metrics = $metrics, r.counts = $counts RETURN r.id AS id"
+)
+# One transaction: the old active run and the new one swap, so readers see one or the other, never none.
+ACTIVATE_RUN = (
+    f"MATCH (r:{quote(Label.MODEL_RUN)} {{id: $run}}) WHERE r.status = 'complete' "
+    f"OPTIONAL MATCH (old:{quote(Label.MODEL_RUN)} {{active: true}}) WHERE old <> r "
+    "SET old.active = false SET r.active = true, r.activated_at = datetime() "
+    "RETURN r.id AS id, old.id AS previous"
+)
+def set_embeddings(label: Label, slot: str) -> str:
+    """Write vectors into an embedding slot (``embedding_a`` or ``embedding_b``) and tag them with the run."""
+    return (
+        f"UNWIND $rows AS row MATCH (n:{quote(label)} {{id: row.id}}) "
+        f"CALL db.create.setNodeVectorProperty(n, '{slot}', row.vector) "
+        f"SET n.{quote(slot + '_run')} = $run RETURN count(n) AS written"
+    ) if slot in EMBEDDING_SLOTS else _refuse_slot(slot)
+
+
+def embedding_index(label: Label, slot: str) -> str:
+    """The vector index name of a slot: ``item_embedding_a``, ``user_embedding_b``."""
+    return f"{label.value.lower()}_{slot}" if slot in EMBEDDING_SLOTS else _refuse_slot(slot)
+
+
+def create_embedding_index(label: Label, slot: str, dimension: int) -> str:
+    if not isinstance(dimension, int) or dimension < 1:
+        raise SchemaError(f"an embedding dimension must be a positive integer (got {dimension!r})")
+    return (
+        f"CREATE VECTOR INDEX {embedding_index(label, slot)} IF NOT EXISTS FOR (n:{quote(label)}) ON (n.{quote(slot)}) "
+        f"OPTIONS {{indexConfig: {{`vector.dimensions`: {dimension}, `vector.similarity_function`: 'cosine'}}}}"
+    )
+
+
+def _refuse_slot(slot: str) -> str:
+    raise SchemaError(f"{slot!r} is not an embedding slot (use one of {EMBEDDING_SLOTS})")
+# Idempotent per (user, run): a retried batch replaces that user's list for the run.
+WRITE_RECOMMENDATIONS = (
+    "UNWIND $users AS user "
+    f"MATCH (u:{quote(Label.USER)} {{id: user.id}}) "
+    "CALL (u) { "
+    f"  MATCH (u)-[old:{quote(RelType.RECOMMENDED)}]->() WHERE old.run = $run DELETE old "
+    "} "
+    "WITH u, user UNWIND user.recs AS rec "
+    f"MATCH (i:{quote(Label.ITEM)} {{id: rec.item}}) "
+    f"CREATE (u)-[r:{quote(RelType.RECOMMENDED)} {{run: $run, score: rec.score, rank: rec.rank, explanation: rec.explanation}}]->(i) "
+    "RETURN count(r) AS written"
+)
+PRUNABLE_RUNS = (
+    f"MATCH (r:{quote(Label.MODEL_RUN)}) WHERE NOT r.active "
+    "RETURN r.id AS id ORDER BY r.created_at DESC SKIP $keep"
+)
+DELETE_RUN_RECOMMENDATIONS = (
+    f"MATCH ()-[rec:{quote(RelType.RECOMMENDED)}]->() WHERE rec.run = $run "
+    "CALL (rec) { DELETE rec } IN TRANSACTIONS OF 10000 ROWS"
+)
+DELETE_RUN = f"MATCH (r:{quote(Label.MODEL_RUN)} {{id: $run}}) WHERE NOT r.active DELETE r"
+TOP_K_ACTIVE = (
+    f"MATCH (run:{quote(Label.MODEL_RUN)} {{active: true}}) "
+    f"MATCH (:{quote(Label.USER)} {{id: $user}})-[r:{quote(RelType.RECOMMENDED)}]->(i:{quote(Label.ITEM)}) "
+    "WHERE r.run = run.id RETURN i.id AS item, i.title AS title, r.score AS score, r.rank AS rank, "
+    "r.explanation AS explanation ORDER BY r.rank LIMIT $k"
 )

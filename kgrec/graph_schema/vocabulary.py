@@ -64,8 +64,11 @@ EMBEDDING_SLOTS = ("embedding_a", "embedding_b")
 NODE_PROPS: dict[Label, tuple[Prop, ...]] = {
     Label.USER: (
         Prop("id", "STRING", True, "external user id, unique"),
-        Prop("embedding_a", "LIST<FLOAT>", doc="model embedding, slot a (written back by a run)"),
-        Prop("embedding_b", "LIST<FLOAT>", doc="model embedding, slot b"),
+        *(
+            Prop(f"embedding_{slot}", "LIST<FLOAT>", doc=f"model embedding, slot {slot} (written back by a run)")
+            for slot in "ab"
+        ),
+        *(Prop(f"embedding_{slot}_run", "STRING", doc=f"ModelRun.id that wrote embedding_{slot}") for slot in "ab"),
     ),
     Label.ITEM: (
         Prop("id", "STRING", True, "external item id, unique"),
@@ -74,8 +77,11 @@ NODE_PROPS: dict[Label, tuple[Prop, ...]] = {
         Prop("text_embedding", "LIST<FLOAT>", doc="sentence-transformers vector of title + text (vector index)"),
         Prop("text_model", "STRING", doc="encoder that produced text_embedding"),
         Prop("text_hash", "STRING", doc="hash of the encoded text; re-encode when it changes"),
-        Prop("embedding_a", "LIST<FLOAT>", doc="model embedding, slot a (written back by a run)"),
-        Prop("embedding_b", "LIST<FLOAT>", doc="model embedding, slot b"),
+        *(
+            Prop(f"embedding_{slot}", "LIST<FLOAT>", doc=f"model embedding, slot {slot} (written back by a run)")
+            for slot in "ab"
+        ),
+        *(Prop(f"embedding_{slot}_run", "STRING", doc=f"ModelRun.id that wrote embedding_{slot}") for slot in "ab"),
     ),
     Label.ENTITY: (
         Prop("id", "STRING", True, "external entity id, unique"),
@@ -94,7 +100,9 @@ NODE_PROPS: dict[Label, tuple[Prop, ...]] = {
         Prop("metrics", "STRING", doc="evaluation metrics (JSON)"),
         Prop("active", "BOOLEAN", True, "the one run readers are served from"),
         Prop("embedding_slot", "STRING", doc="embedding_a or embedding_b: where this run's embeddings are"),
-        Prop("status", "STRING", doc="writing, complete, failed"),
+        Prop("status", "STRING", doc="writing, complete (written in full) or superseded (its slot was reused)"),
+        Prop("activated_at", "DATE TIME", doc="when it last became the active run"),
+        Prop("counts", "STRING", doc="what it wrote: embeddings and recommendations per label (JSON)"),
     ),
     Label.MIGRATION: (
         Prop("version", "INTEGER", True, "migration number, unique"),

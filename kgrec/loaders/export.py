@@ -14,7 +14,7 @@ relation names in the graph.
 
 **Paged reads.** Nodes are read in keyset pages over the unique id indexes (``WHERE n.id > $after ORDER BY
 n.id LIMIT $page``) and edges in pages of source ids (``UNWIND $ids``), every page one short read
-transaction that returns scalars; no query touches the whole graph, so the database never builds one huge
+transaction that returns one record of parallel lists of scalars; no query touches the whole graph, so the database never builds one huge
 result and the exporter's transient memory is bounded by the page size (the result itself is the size of
 the subgraph).
 
@@ -161,32 +161,27 @@ def add_split(export: Export, spec: SplitSpec) -> None:
 
 # -- one pass --------------------------------------------------------------------------------------------
 def _export_once(graph: Graph, subgraph: SubgraphFilter, page_size: int, progress: bool) -> Export:
-    items = _frame(_keyset(graph, q.EXPORT_ITEMS_OF_ENTITY if subgraph.entity else q.EXPORT_ITEMS, page_size,
-                           entity=subgraph.entity), ["id", "title", "text"])
+    items = _keyset(graph, q.EXPORT_ITEMS_OF_ENTITY if subgraph.entity else q.EXPORT_ITEMS, page_size, entity=subgraph.entity)
     users = _select_users(graph, subgraph, page_size)
     item_index = pd.Index(items["id"])
     outside: dict[str, int] = {}
 
-    interactions = _frame(_by_ids(graph, q.EXPORT_INTERACTIONS, users, page_size, progress, "interactions"),
-                          ["head", "tail", "weight", "rating", "ts_ms", "kind"])
+    interactions = _by_ids(graph, q.EXPORT_INTERACTIONS, users, page_size, progress, "interactions")
     if subgraph.entity is not None:  # the filter: only interactions with the category's items
         interactions = interactions[interactions["tail"].isin(item_index)]
         active = set(interactions["head"])
         users = [u for u in users if u in active]
     user_index = pd.Index(users)
 
-    knowledge = _frame(_by_ids(graph, q.EXPORT_ITEM_ENTITY, list(item_index), page_size, progress, "item knowledge"),
-                       ["head", "relation", "tail"])
+    knowledge = _by_ids(graph, q.EXPORT_ITEM_ENTITY, list(item_index), page_size, progress, "item knowledge")
     if subgraph.entity is None:
-        entities = _frame(_keyset(graph, q.EXPORT_ENTITIES, page_size), ["id", "name", "type", "text"])
+        entities = _keyset(graph, q.EXPORT_ENTITIES, page_size)
     else:
-        linked = sorted(set(knowledge["tail"]))
-        entities = _frame(_by_ids(graph, q.EXPORT_ENTITIES_BY_ID, linked, page_size, False, ""), ["id", "name", "type", "text"])
+        entities = _by_ids(graph, q.EXPORT_ENTITIES_BY_ID, sorted(set(knowledge["tail"])), page_size, False, "entities")
     entity_index = pd.Index(entities["id"]).sort_values()
     entities = entities.set_index("id").loc[entity_index].reset_index()
-    entity_knowledge = _frame(_by_ids(graph, q.EXPORT_ENTITY_ENTITY, list(entity_index), page_size, progress, "entity knowledge"),
-                              ["head", "relation", "tail"])
-    follows = _frame(_by_ids(graph, q.EXPORT_FOLLOWS, users, page_size, progress, "follows"), ["head", "tail"])
+    entity_knowledge = _by_ids(graph, q.EXPORT_ENTITY_ENTITY, list(entity_index), page_size, progress, "entity knowledge")
+    follows = _by_ids(graph, q.EXPORT_FOLLOWS, users, page_size, progress, "follows")
 
     data = HeteroData()
     data["user"].node_id = list(user_index)
@@ -197,7 +192,7 @@ def _export_once(graph: Graph, subgraph: SubgraphFilter, page_size: int, progres
     data["entity"].node_id = list(entity_index)
     data["entity"].num_nodes = len(entity_index)
     data["entity"].text = [_text(n, x) for n, x in zip(entities["name"], entities["text"])]
-    types = entities["type"].fillna("").astype(str)
+    types = entities["type"].astype(str)
     type_names = sorted(set(types))
     data["entity"].type = torch.from_numpy(pd.Index(type_names).get_indexer(types).astype(np.int64))
     data.entity_types = type_names
@@ -207,7 +202,7 @@ def _export_once(graph: Graph, subgraph: SubgraphFilter, page_size: int, progres
     ts = kept["ts_ms"].astype(float).to_numpy() / 1000.0
     attrs = np.column_stack([kept["weight"].astype(float), kept["rating"].astype(float), ts]).astype(np.float32)
     _set_edges(data, INTERACTS, ei, edge_attr=torch.from_numpy(attrs).reshape(-1, len(INTERACTION_ATTRS)))
-    kinds = kept["kind"].fillna("").astype(str)
+    kinds = kept["kind"].astype(str)
     data.interaction_kinds = sorted(set(kinds))
     data[INTERACTS].kind = torch.from_numpy(pd.Index(data.interaction_kinds).get_indexer(kinds).astype(np.int64))
 
@@ -238,44 +233,37 @@ def _export_once(graph: Graph, subgraph: SubgraphFilter, page_size: int, progres
 def _select_users(graph: Graph, subgraph: SubgraphFilter, page_size: int) -> list[str]:
     if subgraph.active_since is not None:
         since = subgraph.active_since if subgraph.active_since.tzinfo else subgraph.active_since.replace(tzinfo=timezone.utc)
-        rows = _keyset(graph, q.EXPORT_ACTIVE_USER_IDS, page_size, since_ms=int(since.timestamp() * 1000))
+        users = _keyset(graph, q.EXPORT_ACTIVE_USER_IDS, page_size, since_ms=int(since.timestamp() * 1000))
     else:
-        rows = _keyset(graph, q.EXPORT_USER_IDS, page_size)
-    users = [row["id"] for row in rows]
-    if subgraph.sample_users is not None and subgraph.sample_users < len(users):
-        picked = np.random.default_rng(subgraph.seed).choice(len(users), size=subgraph.sample_users, replace=False)
-        users = [users[i] for i in np.sort(picked)]
-    return users
+        users = _keyset(graph, q.EXPORT_USER_IDS, page_size)
+    ids = list(users["id"])
+    if subgraph.sample_users is not None and subgraph.sample_users < len(ids):
+        picked = np.random.default_rng(subgraph.seed).choice(len(ids), size=subgraph.sample_users, replace=False)
+        ids = [ids[i] for i in np.sort(picked)]
+    return ids
 
 
-def _keyset(graph: Graph, query: str, page_size: int, **params: Any) -> Iterator[dict[str, Any]]:
-    after = ""
+def _keyset(graph: Graph, query: str, page_size: int, **params: Any) -> pd.DataFrame:
+    """All pages of a keyset query (each page one record of parallel lists) as one DataFrame."""
+    parts, after = [], ""
     while True:
-        page = graph.read(query, after=after, page=page_size, **params)
-        yield from page
-        if len(page) < page_size:
-            return
-        after = page[-1]["id"]
+        page = graph.read(query, after=after, page=page_size, **params)[0]
+        parts.append(pd.DataFrame(page))
+        if len(page["id"]) < page_size:
+            return pd.concat(parts, ignore_index=True)
+        after = page["id"][-1]
 
 
-def _by_ids(graph: Graph, query: str, ids: list[str], page_size: int, progress: bool, what: str) -> Iterator[dict[str, Any]]:
+def _by_ids(graph: Graph, query: str, ids: list[str], page_size: int, progress: bool, what: str) -> pd.DataFrame:
+    """The rows that ``query`` returns for ``ids``, read in pages of ids."""
+    parts = []
     with tqdm(total=len(ids), desc=f"export {what}", unit="node", disable=not progress, leave=False) as bar:
         for start in range(0, len(ids), page_size):
-            yield from graph.read(query, ids=ids[start : start + page_size])
+            parts.append(pd.DataFrame(graph.read(query, ids=ids[start : start + page_size])[0]))
             bar.update(min(page_size, len(ids) - start))
-
-
-def _frame(rows: Iterator[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
-    """Collect pages into one DataFrame, converting page by page (no list of all records in between)."""
-    parts = []
-    chunk: list[dict[str, Any]] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= 50_000:
-            parts.append(pd.DataFrame.from_records(chunk, columns=columns))
-            chunk = []
-    parts.append(pd.DataFrame.from_records(chunk, columns=columns))
-    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    if not parts:  # no ids: the columns still come from the query
+        return pd.DataFrame(graph.read(query, ids=[])[0])
+    return pd.concat(parts, ignore_index=True)
 
 
 def _edge_index(frame: pd.DataFrame, heads: pd.Index, tails: pd.Index, what: str, outside: dict[str, int]) -> tuple[torch.Tensor, np.ndarray]:
@@ -309,6 +297,5 @@ def _edge_name(relation: str, taken: dict[str, str]) -> str:
     return name
 
 
-def _text(title: Any, text: Any) -> str:
-    parts = [str(p) for p in (title, text) if p is not None and not (isinstance(p, float) and np.isnan(p)) and str(p).strip()]
-    return ". ".join(parts)
+def _text(title: str, text: str) -> str:
+    return ". ".join(part for part in (title.strip(), text.strip()) if part)

@@ -59,7 +59,7 @@ def test_vector_index_answers_a_query_with_real_text_embeddings(graph: Graph) ->
     vectors = model.encode(list(items.values()), normalize_embeddings=True)
     rows = [{"id": k, "vector": v.tolist(), "hash": str(hash(t))} for (k, t), v in zip(items.items(), vectors)]
     graph.write(q.SET_ITEM_TEXT_EMBEDDINGS, rows=rows, model="all-MiniLM-L6-v2")
-    graph.run_schema(q.AWAIT_INDEXES, timeout_seconds=60)
+    graph.run_autocommit(q.AWAIT_INDEXES, timeout_seconds=60)
 
     for text, expected_top in [("astronauts on a spaceship", {"i1", "i3"}), ("a love story with cooking", {"i2"})]:
         query = model.encode(text, normalize_embeddings=True)

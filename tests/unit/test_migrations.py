@@ -35,7 +35,7 @@ class RecordingGraph:
             self.applied[params["version"]] = params["checksum"]
         return {}
 
-    def run_schema(self, statement: str, **params: Any) -> None:
+    def run_autocommit(self, statement: str, **params: Any) -> None:
         self.calls.append(("schema", statement, params))
 
     def statements(self) -> list[str]:

@@ -46,8 +46,23 @@ neo4j-start: launcher .env
 neo4j-stop: install
 	$(BIN)/kgrec neo4j stop
 
+# DATASET=hetrec-lastfm|kgcn-lastfm|movielens|recbole loads a real dataset instead of the synthetic one:
+# from DATA=folder (offline), or downloaded first when DATA is not given (needs internet), e.g.
+#   make demo DATASET=hetrec-lastfm DATA=../shared/data/hetrec-lastfm-2k
+#   make demo DATASET=movielens
+DATASET ?=
+DATA ?=
+
 demo: neo4j-start
 	$(BIN)/kgrec schema apply
+ifneq ($(strip $(DATA)),)
+	$(BIN)/kgrec load $(DATASET) $(DATA)
+else ifneq ($(strip $(DATASET)),)
+	$(BIN)/kgrec load $(DATASET) "$$($(BIN)/kgrec download $(DATASET) --print-path)"
+else
+	$(BIN)/kgrec synth --out data/synthetic --load
+endif
+	$(BIN)/kgrec export --out data/export
 	$(BIN)/kgrec schema show
 
 test: launcher

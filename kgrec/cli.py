@@ -392,6 +392,22 @@ def _load(dataset, options: dict, batch_size, rejects, fail_on_reject: bool, pro
         console.print(f"[yellow]{len(report.rejected)} row(s) rejected[/yellow]: see {report.rejects_file}")
 
 
+@app.command("download")
+def download(
+    name: Annotated[str, typer.Argument(help="movielens, hetrec-lastfm, kgcn-lastfm or recbole.")],
+    force: Annotated[bool, typer.Option(help="Download again even if the folder is complete.")] = False,
+    print_path: Annotated[bool, typer.Option(help="Print only the dataset folder (for scripts).")] = False,
+) -> None:
+    """Download a public dataset (needs internet) into $KGREC_DATA_DIR/datasets; then `kgrec load NAME FOLDER`."""
+    from kgrec.loaders.download import SOURCES, download as fetch
+
+    folder = fetch(name, get_settings().data_dir, force=force)
+    if print_path:
+        typer.echo(str(folder))
+        return
+    console.print(f"{name} is in {folder} (terms: {SOURCES[name].terms}).\nLoad it with: kgrec load {name} {folder}")
+
+
 # -- kgrec synth / export -----------------------------------------------------------------------------
 @app.command("synth")
 def synth(
@@ -410,7 +426,11 @@ def synth(
     from kgrec.loaders.synth import SynthConfig, make_synthetic, write_dataset
 
     try:
-        config = SynthConfig(users=users, items=items, entities=entities, interactions=interactions, topics=topics, seed=seed)
+        config = SynthConfig(
+            users=users, items=items, entities=entities, interactions=interactions, topics=topics, seed=seed,
+            entity_entity_links=min(SynthConfig.entity_entity_links, entities * (entities - 1)),
+            follows_per_user=min(SynthConfig.follows_per_user, users - 1),
+        )
     except ValueError as e:
         raise KgrecError(str(e)) from e
     dataset = make_synthetic(config)

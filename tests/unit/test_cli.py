@@ -14,6 +14,8 @@ runner = CliRunner()
 COMMANDS = [
     [], ["neo4j"], ["neo4j", "build"], ["neo4j", "start"], ["neo4j", "stop"], ["neo4j", "status"], ["neo4j", "logs"],
     ["schema"], ["schema", "apply"], ["schema", "show"], ["schema", "check"], ["serve"],
+    ["load"], ["load", "generic"], ["load", "hetrec-lastfm"], ["load", "kgcn-lastfm"], ["load", "movielens"],
+    ["load", "recbole"], ["synth"], ["export"], ["download"],
 ]
 
 
@@ -66,3 +68,18 @@ def test_missing_password_is_one_line(tmp_path: Path) -> None:
 def test_bad_setting_is_one_line(tmp_path: Path) -> None:
     result = run_cli("schema", "check", env=cli_env(NEO4J_URI="http://localhost:7474"), cwd=tmp_path)
     assert_one_line_error(result, "NEO4J_URI")
+
+
+def test_synth_writes_generic_files(tmp_path: Path) -> None:
+    result = run_cli("synth", "--out", "syn", "--users", "50", "--items", "40", "--entities", "10",
+                     "--interactions", "500", "--topics", "3", env=cli_env(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "syn").iterdir()) == [
+        "entities.csv", "entity_entity.csv", "interactions.csv", "item_entity.csv", "items.csv", "relations.csv",
+        "user_links.csv"]
+    assert len((tmp_path / "syn" / "interactions.csv").read_text().splitlines()) == 501
+
+
+def test_synth_bad_config_is_one_line(tmp_path: Path) -> None:
+    result = run_cli("synth", "--out", "syn", "--users", "5", "--interactions", "2", env=cli_env(), cwd=tmp_path)
+    assert_one_line_error(result, "interactions")

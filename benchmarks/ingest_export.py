@@ -22,7 +22,7 @@ item→entity, entity→entity and follows links), it measures:
 3. **kgrec ingest** — after a wipe and the same schema, ``load_dataset(graph, dataset)``: validation,
    reference look-ups, idempotent ``MERGE`` writes, batches of 5000. Reported as rows/s (rows of all
    tables / seconds) and as the ratio of its throughput to the floor's. **Goal: ratio >= 0.7.**
-4. **Export** — ``export_subgraph(graph, page_size=10000, split=SplitSpec())`` of the whole graph into
+4. **Export** — ``export_subgraph(graph, page_size=50000, split=SplitSpec())`` (the default) of the whole graph into
    PyG HeteroData. Edges/s counts forward edges (interactions + item→entity + entity→entity + follows).
    **Goal: >= 200,000 edges/s.** Memory, against the size of the result (the bytes of all ``edge_index``
    tensors, reverse edges included):
@@ -32,11 +32,11 @@ item→entity, entity→entity and follows links), it measures:
      baseline is not inflated by the ingest); also the delta still held right after (the result).
    - *tracemalloc peak*: Python-visible allocations (Python objects and numpy buffers, not torch's own
      allocations), from a separate, untimed run of the same export — tracing slows allocation-heavy code,
-     so the timed run is not traced. The traced run goes first: it also pays the one-off Cypher planning
-     of the export's queries (applying the schema before the load emptied Neo4j's plan cache), so the
-     timed run measures the exporter's throughput, not query planning.
+     so the timed run is not traced. The traced run goes first: it also pays the one-off costs of a
+     first export (planning its queries after the schema change, warming the server's code paths: about
+     3 s measured at 50k interactions), so the timed run measures the exporter's throughput.
 
-   At the largest size the export also runs with ``page_size=2000`` to show memory against page size.
+   At the largest size the export also runs with ``page_size=5000`` to show memory against page size.
 
 An untimed warm-up (floor, kgrec load and export of a small dataset) runs first, so that the first
 measured size does not pay the JVM's and the driver's warm-up.
@@ -45,8 +45,8 @@ Growth: kgrec's ingest seconds from the smallest to the largest size against the
 is called *linear* when the time ratio is within 1.3x the size ratio.
 
 Output: a table on stdout (progress goes to stderr), and in ``--out``: ``ingest_export.md``,
-``ingest_export.csv`` (one row per size), ``ingest_export_pages.csv`` (export memory vs page size) and
-``ingest_export.png`` (throughput against N).
+``ingest_export.csv`` (one row per size; the ``small_page_*`` columns, filled at the largest size only, hold
+the export with ``page_size=5000``) and ``ingest_export.png`` (throughput against N).
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ import platform
 import secrets
 import shlex
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -77,24 +78,24 @@ from typing import Any
 
 import pandas as pd
 import psutil
-
-warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated")  # noise from torch_geometric
 from neo4j import Driver, GraphDatabase, NotificationMinimumSeverity
 
-from kgrec.db import Graph
-from kgrec.errors import KgrecError
-from kgrec.graph_schema.migrations import apply_migrations
-from kgrec.loaders.dataset import Dataset
-from kgrec.loaders.export import Export, export_subgraph, fingerprint
-from kgrec.loaders.ingest import LoadOptions, load_dataset
-from kgrec.loaders.splits import SplitSpec
-from kgrec.loaders.synth import SynthConfig, make_synthetic
-from kgrec.neo4j_local import LocalNeo4j
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated")  # noise from torch_geometric
+
+from kgrec.db import Graph  # noqa: E402
+from kgrec.errors import KgrecError  # noqa: E402
+from kgrec.graph_schema.migrations import apply_migrations  # noqa: E402
+from kgrec.loaders.dataset import Dataset  # noqa: E402
+from kgrec.loaders.export import Export, export_subgraph, fingerprint  # noqa: E402
+from kgrec.loaders.ingest import LoadOptions, load_dataset  # noqa: E402
+from kgrec.loaders.splits import SplitSpec  # noqa: E402
+from kgrec.loaders.synth import SynthConfig, make_synthetic  # noqa: E402
+from kgrec.neo4j_local import LocalNeo4j  # noqa: E402
 
 BATCH = 5000  # rows per transaction, floor and kgrec alike
 DIMENSION = 384  # vector index dimension of the schema (all-MiniLM-L6-v2)
-EXPORT_PAGE = 10_000
-SMALL_EXPORT_PAGE = 2_000
+EXPORT_PAGE = 50_000  # kgrec's default
+SMALL_EXPORT_PAGE = 5_000
 GOAL_RATIO = 0.7
 GOAL_EDGES_PER_S = 200_000
 LINEAR_TOLERANCE = 1.3
@@ -141,6 +142,11 @@ class SizeResult:
     export_rss_peak_mib: float
     export_rss_kept_mib: float
     output_mib: float
+    # the same export with SMALL_EXPORT_PAGE: measured at the largest size only (empty elsewhere)
+    small_page_export_s: float | None = None
+    small_page_export_edges_per_s: float | None = None
+    small_page_export_trace_peak_mib: float | None = None
+    small_page_export_rss_peak_mib: float | None = None
 
 
 # -- progress ------------------------------------------------------------------------------------------
@@ -149,6 +155,8 @@ def log(message: str) -> None:
 
 
 class Phase:
+    """The duration of a finished :func:`phase`."""
+
     seconds: float = 0.0
 
 
@@ -206,7 +214,10 @@ def neo4j_server(args: argparse.Namespace) -> Iterator[Server]:
 
 def wipe(graph: Graph) -> None:
     """Delete every node, constraint and index (the built-in lookups stay): tests/conftest.py's wipe."""
-    graph.run_autocommit("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS")
+    # relationships first, in bounded batches: DETACH DELETE of 10k dense nodes in one go overflows the
+    # transaction memory pool
+    graph.run_autocommit("MATCH ()-[r]->() CALL (r) { DELETE r } IN TRANSACTIONS OF 50000 ROWS")
+    graph.run_autocommit("MATCH (n) CALL (n) { DELETE n } IN TRANSACTIONS OF 50000 ROWS")
     for row in graph.read("SHOW CONSTRAINTS YIELD name RETURN name"):
         graph.run_autocommit("DROP CONSTRAINT $name IF EXISTS", name=row["name"])
     for row in graph.read("SHOW INDEXES YIELD name, type WHERE type <> 'LOOKUP' RETURN name"):
@@ -377,8 +388,8 @@ def edge_index_bytes(export: Export) -> int:
 
 
 def measure_export(graph: Graph, page_size: int) -> ExportMeasure:
-    """The export twice: first under tracemalloc (untimed; it also pays the Cypher planning of the export's
-    queries, whose plan cache the schema change before the load emptied), then timed with RSS sampled."""
+    """The export twice: first under tracemalloc (untimed; it also pays the one-off costs: planning the
+    export's queries after the schema change, warming their code paths), then timed with RSS sampled."""
     release_free_memory()
     with phase(f"  export page_size={page_size:,} (tracemalloc, untimed)"):
         tracemalloc.start()
@@ -546,7 +557,8 @@ def write_csv(path: Path, rows: list[object]) -> None:
         writer = csv.DictWriter(f, fieldnames=[fl.name for fl in fields(rows[0])])
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(row).items()})
+            writer.writerow({k: round(v, 4) if isinstance(v, float) else ("" if v is None else v)
+                             for k, v in asdict(row).items()})
 
 
 def write_markdown(path: Path, results: list[SizeResult], pages: list[ExportMeasure], server: Server) -> None:
@@ -560,10 +572,10 @@ def write_markdown(path: Path, results: list[SizeResult], pages: list[ExportMeas
         "max(200, N/1000) entities, 16 topics, seed 0. *rows* = rows of all tables; the floor is a plain "
         f"`UNWIND ... CREATE` loader in batches of {BATCH}; ratio = kgrec rows/s / floor rows/s; export edges "
         "are forward edges (interactions, item→entity, entity→entity, follows), timed on the second export "
-        "(the first, untimed, pays query planning). Memory: tracemalloc peak of that first run (Python objects "
-        "and numpy buffers; torch's own allocations are not traced); RSS delta = peak RSS during the timed "
-        "export minus RSS before; output = bytes of all `edge_index` tensors. Both loads start right after "
-        "the schema is applied, so each pays its queries' planning once (noticeable at small N only).",
+        "(the first, untimed, pays a first export's one-off costs). Memory: tracemalloc peak of that first run "
+        "(Python objects and numpy buffers; torch's own allocations are not traced); RSS delta = peak RSS "
+        "during the timed export minus RSS before; output = bytes of all `edge_index` tensors. Both loads "
+        "start right after the schema is applied, and fixed costs weigh heavily at small N.",
         "",
         "## Results",
         "",
@@ -582,11 +594,11 @@ def write_markdown(path: Path, results: list[SizeResult], pages: list[ExportMeas
         "",
         *[f"- {line}" for line in growth(results)],
         "",
-        f"## Export memory against page size (N = {largest:,})",
-        "",
-        markdown_table(pages, PAGE_COLUMNS),
-        "",
     ]
+    if pages:
+        parts += [f"## Export memory against page size (N = {largest:,})", "", markdown_table(pages, PAGE_COLUMNS), ""]
+    else:
+        parts += ["(partial results: the run has not finished)", ""]
     path.write_text("\n".join(parts))
 
 
@@ -617,7 +629,16 @@ def write_plot(path: Path, results: list[SizeResult]) -> None:
     plt.close(fig)
 
 
-def report(out: Path, results: list[SizeResult], pages: list[ExportMeasure], server: Server) -> None:
+def write_outputs(out: Path, results: list[SizeResult], pages: list[ExportMeasure], server: Server) -> None:
+    """The markdown, CSV and plot; written after every size too, so that a long run leaves partial results."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "ingest_export.csv", results)
+    write_markdown(out / "ingest_export.md", results, pages, server)
+    write_plot(out / "ingest_export.png", results)
+    log(f"wrote {out / 'ingest_export.md'}, .csv and .png" + ("" if pages else " (partial)"))
+
+
+def print_table(results: list[SizeResult], pages: list[ExportMeasure]) -> None:
     print(text_table(results, COLUMNS))
     print()
     for line in goal_lines(results) + growth(results):
@@ -625,12 +646,6 @@ def report(out: Path, results: list[SizeResult], pages: list[ExportMeasure], ser
     print()
     print(f"export memory against page size (N = {max(r.n for r in results):,}):")
     print(text_table(pages, PAGE_COLUMNS))
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / "ingest_export.csv", results)
-    write_csv(out / "ingest_export_pages.csv", pages)
-    write_markdown(out / "ingest_export.md", results, pages, server)
-    write_plot(out / "ingest_export.png", results)
-    log(f"wrote {out / 'ingest_export.md'}, .csv, _pages.csv and .png")
 
 
 # -- main ----------------------------------------------------------------------------------------------
@@ -648,7 +663,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database", default="neo4j")
     parser.add_argument("--heap", default="2g", help="heap of the local Neo4j (default: %(default)s)")
     parser.add_argument("--pagecache", default="1g", help="page cache of the local Neo4j (default: %(default)s)")
-    parser.add_argument("--warmup", type=int, default=5000,
+    parser.add_argument("--warmup", type=int, default=20000,
                         help="interactions of the untimed warm-up round; 0 skips it (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
@@ -664,6 +679,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `finally` stops the local Neo4j
     log(f"sizes {', '.join(f'{n:,}' for n in args.sizes)}; results go to {args.out}")
     try:
         with neo4j_server(args) as server, GraphDatabase.driver(
@@ -674,14 +690,25 @@ def main(argv: list[str] | None = None) -> int:
             graph.ping()
             if args.warmup:
                 warm_up(driver, graph, args.warmup)
-            measured = [run_size(driver, graph, n) for n in args.sizes]
-            results = [result for result, _ in measured]
+            results: list[SizeResult] = []
+            for n in args.sizes:
+                result, export = run_size(driver, graph, n)
+                results.append(result)
+                write_outputs(args.out, results, [], server)
             log(f"N = {args.sizes[-1]:,}: the export again with page_size={SMALL_EXPORT_PAGE:,}, for memory")
-            pages = [measured[-1][1], measure_export(graph, SMALL_EXPORT_PAGE)]
+            pages = [export, measure_export(graph, SMALL_EXPORT_PAGE)]
+            results[-1].small_page_export_s = pages[1].seconds
+            results[-1].small_page_export_edges_per_s = pages[1].edges_per_s
+            results[-1].small_page_export_trace_peak_mib = pages[1].trace_peak_mib
+            results[-1].small_page_export_rss_peak_mib = pages[1].rss_peak_mib
     except KgrecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    report(args.out, results, pages, server)
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    print_table(results, pages)
+    write_outputs(args.out, results, pages, server)
     return 0
 
 

@@ -84,7 +84,7 @@ warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated")
 
 from kgrec.db import Graph  # noqa: E402
 from kgrec.errors import KgrecError  # noqa: E402
-from kgrec.graph_schema.migrations import apply_migrations  # noqa: E402
+from kgrec.graph_schema.migrations import apply_migrations, drop_everything  # noqa: E402
 from kgrec.loaders.dataset import Dataset  # noqa: E402
 from kgrec.loaders.export import Export, export_subgraph, fingerprint  # noqa: E402
 from kgrec.loaders.ingest import LoadOptions, load_dataset  # noqa: E402
@@ -213,15 +213,8 @@ def neo4j_server(args: argparse.Namespace) -> Iterator[Server]:
 
 
 def wipe(graph: Graph) -> None:
-    """Delete every node, constraint and index (the built-in lookups stay): tests/conftest.py's wipe."""
-    # relationships first, in bounded batches: DETACH DELETE of 10k dense nodes in one go overflows the
-    # transaction memory pool
-    graph.run_autocommit("MATCH ()-[r]->() CALL (r) { DELETE r } IN TRANSACTIONS OF 50000 ROWS")
-    graph.run_autocommit("MATCH (n) CALL (n) { DELETE n } IN TRANSACTIONS OF 50000 ROWS")
-    for row in graph.read("SHOW CONSTRAINTS YIELD name RETURN name"):
-        graph.run_autocommit("DROP CONSTRAINT $name IF EXISTS", name=row["name"])
-    for row in graph.read("SHOW INDEXES YIELD name, type WHERE type <> 'LOOKUP' RETURN name"):
-        graph.run_autocommit("DROP INDEX $name IF EXISTS", name=row["name"])
+    """Delete every node, constraint and index (the built-in lookups stay)."""
+    drop_everything(graph)
 
 
 def fresh_database(graph: Graph) -> None:

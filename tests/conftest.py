@@ -24,6 +24,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from kgrec.config import Settings  # noqa: E402
 from kgrec.db import Graph  # noqa: E402
+from kgrec.graph_schema.migrations import drop_everything  # noqa: E402
 from kgrec.neo4j_local import LocalNeo4j  # noqa: E402
 
 
@@ -102,11 +103,8 @@ def graph(settings: Settings) -> Iterator[Graph]:
 
 
 def wipe(graph: Graph) -> None:
-    graph.run_autocommit("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS")
-    for row in graph.read("SHOW CONSTRAINTS YIELD name RETURN name"):
-        graph.run_autocommit("DROP CONSTRAINT $name IF EXISTS", name=row["name"])
-    for row in graph.read("SHOW INDEXES YIELD name, type WHERE type <> 'LOOKUP' RETURN name"):
-        graph.run_autocommit("DROP INDEX $name IF EXISTS", name=row["name"])
+    """Delete every node, constraint and index (the built-in lookups stay)."""
+    drop_everything(graph)
 
 
 def cli_env(settings: Settings | None = None, **extra: str) -> dict[str, str]:

@@ -163,3 +163,16 @@ def _check_vector_dimension(graph: Graph, dimension: int, *, recreate: bool) -> 
     graph.run_autocommit(q.DROP_INDEX, name=q.ITEM_TEXT_INDEX)
     for statement in VECTOR_INDEX_MIGRATION.render(dimension):
         graph.run_autocommit(statement)
+
+
+def drop_everything(graph: Graph) -> None:
+    """Delete every node and relationship, constraint and index (Neo4j's built-in lookups stay).
+
+    For tests and benchmarks on throwaway databases; nothing in kgrec's commands calls it.
+    """
+    graph.run_autocommit(q.DELETE_ALL_RELATIONSHIPS)
+    graph.run_autocommit(q.DELETE_ALL_NODES)
+    for row in graph.read(q.CONSTRAINT_NAMES):
+        graph.run_autocommit(q.DROP_CONSTRAINT, name=row["name"])
+    for row in graph.read(q.INDEX_NAMES):
+        graph.run_autocommit(q.DROP_INDEX, name=row["name"])

@@ -36,6 +36,13 @@ RECORD_MIGRATION = (
     "SET m.name = $name, m.checksum = $checksum"
 )
 DROP_INDEX = "DROP INDEX $name IF EXISTS"
+DROP_CONSTRAINT = "DROP CONSTRAINT $name IF EXISTS"
+CONSTRAINT_NAMES = "SHOW CONSTRAINTS YIELD name RETURN name"
+INDEX_NAMES = "SHOW INDEXES YIELD name, type WHERE type <> 'LOOKUP' RETURN name"
+# relationships first, in bounded batches: DETACH DELETE of 10k dense nodes at once overflows the
+# transaction memory pool
+DELETE_ALL_RELATIONSHIPS = "MATCH ()-[r]->() CALL (r) { DELETE r } IN TRANSACTIONS OF 50000 ROWS"
+DELETE_ALL_NODES = "MATCH (n) CALL (n) { DELETE n } IN TRANSACTIONS OF 50000 ROWS"
 
 # -- text embeddings and the vector index ------------------------------------------------------------
 ITEM_TEXT_INDEX = "item_text_embedding"
@@ -144,14 +151,24 @@ MERGE_ITEMS = (
 # quadratic in the batch size. These queries test existence by expanding from the head, whose degree is
 # small (an item's facts, a user's history), and CREATE what is missing: same result as MERGE for a batch
 # without duplicate keys, which validation guarantees. Two loads of the same rows must not run at once.
-# Interactions keep MERGE, which measured faster on them (see benchmarks/ingest_export.py).
-MERGE_INTERACTIONS = (  # measured: plain MERGE is fastest here (users' and items' degrees stay moderate)
+# Interactions MERGE on (user, item, kind). A row whose user had no interaction at all before this batch
+# (a new user; or one whose batch failed and rolled back) cannot match an existing relationship, so it is
+# CREATEd: ``row.fresh``, looked up per batch with USERS_WITH_INTERACTIONS, skips MERGE's check.
+MERGE_INTERACTIONS = (
     "UNWIND $rows AS row "
     f"MERGE (u:{quote(Label.USER)} {{id: row.user_id}}) "
     f"WITH u, row MATCH (i:{quote(Label.ITEM)} {{id: row.item_id}}) "
-    f"MERGE (u)-[r:{quote(RelType.INTERACTED)} {{kind: row.kind}}]->(i) "
+    "CALL (u, i, row) { "
+    f"  WITH * WHERE row.fresh CREATE (u)-[r:{quote(RelType.INTERACTED)} {{kind: row.kind}}]->(i) RETURN r "
+    "  UNION "
+    f"  WITH * WHERE NOT row.fresh MERGE (u)-[r:{quote(RelType.INTERACTED)} {{kind: row.kind}}]->(i) RETURN r "
+    "} "
     "SET r += row.props, r.ts = CASE WHEN row.ts_ms IS NULL THEN r.ts ELSE datetime({epochMillis: row.ts_ms}) END "
     "RETURN count(r) AS written"
+)
+USERS_WITH_INTERACTIONS = (
+    f"UNWIND $ids AS id MATCH (u:{quote(Label.USER)} {{id: id}}) "
+    f"WHERE EXISTS {{ MATCH (u)-[:{quote(RelType.INTERACTED)}]->() }} RETURN collect(id) AS ids"
 )
 
 
@@ -314,4 +331,14 @@ TOP_K_ACTIVE = (
     f"MATCH (:{quote(Label.USER)} {{id: $user}})-[r:{quote(RelType.RECOMMENDED)}]->(i:{quote(Label.ITEM)}) "
     "WHERE r.run = run.id RETURN i.id AS item, i.title AS title, r.score AS score, r.rank AS rank, "
     "r.explanation AS explanation ORDER BY r.rank LIMIT $k"
+)
+
+
+# -- text encoding (kgrec.model.text_graph): keyset pages of items' text and the tags of their vectors ----
+# One record of parallel lists per page, like the export. has_embedding: a vector removed by hand is
+# written again even when the hash and model still match.
+ITEM_TEXT_PAGE = _node_page(
+    Label.ITEM,
+    f"{_ID}, collect(coalesce(n.title, '')) AS title, {_TEXT}, collect(coalesce(n.text_hash, '')) AS text_hash, "
+    "collect(coalesce(n.text_model, '')) AS text_model, collect(n.text_embedding IS NOT NULL) AS has_embedding",
 )

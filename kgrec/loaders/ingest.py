@@ -149,13 +149,16 @@ def _read_file(path: Path, where: str) -> pd.DataFrame:
 class _Rejects:
     rows: list[pd.DataFrame] = field(default_factory=list)
 
-    def add(self, table: str, frame: pd.DataFrame, mask: pd.Series | np.ndarray, reason: str | pd.Series) -> pd.DataFrame:
-        """Move the rows under ``mask`` out of ``frame`` into the rejects, with their reason."""
+    def add(
+        self, table: str, frame: pd.DataFrame, mask: pd.Series | np.ndarray, reason: str | Callable[[pd.DataFrame], Any]
+    ) -> pd.DataFrame:
+        """Move the rows under ``mask`` out of ``frame`` into the rejects, with their reason: a text, or a
+        function of the rejected rows (called only when there are some) giving one text per row."""
         mask = np.asarray(mask, dtype=bool)
         if not mask.any():
             return frame
         bad = frame[mask]
-        reasons = reason[mask] if isinstance(reason, pd.Series) else reason
+        reasons = reason if isinstance(reason, str) else list(reason(bad))
         record = bad.drop(columns=[ROW]).to_json(orient="records", lines=True, date_format="iso").splitlines()
         self.rows.append(pd.DataFrame({"table": table, "row": bad[ROW].to_numpy(), "reason": reasons, "record": record}))
         return frame[~mask]
@@ -206,10 +209,13 @@ def validate(dataset: Dataset, graph: Graph | None = None, options: LoadOptions 
     for name, frame in tables.items():
         duplicated = frame.duplicated(keys[name], keep="first")
         if duplicated.any():
-            first = frame.drop_duplicates(keys[name]).set_index(keys[name])[ROW]
-            first_row = frame[keys[name]].merge(first.reset_index(), on=keys[name], how="left")[ROW].to_numpy()
-            reason = pd.Series([f"duplicate of row {r}" for r in first_row], index=frame.index)
-            tables[name] = rejects.add(name, frame, duplicated, reason)
+            first = frame.drop_duplicates(keys[name])[[*keys[name], ROW]].rename(columns={ROW: "_first"})
+            tables[name] = rejects.add(
+                name, frame, duplicated,
+                lambda bad, key=keys[name], first=first: [
+                    f"duplicate of row {r}" for r in bad[key].merge(first, on=key, how="left")["_first"]
+                ],
+            )
 
     _check_references(tables, rejects, graph, options)
     _check_relations(tables, rejects, graph, options)
@@ -237,15 +243,18 @@ def _clean_interactions(frame: pd.DataFrame, rejects: _Rejects) -> pd.DataFrame:
             raw = frame[column]
             number = pd.to_numeric(raw, errors="coerce")
             bad = raw.notna() & (number.isna() | ~np.isfinite(number.astype(float)))
-            reason = pd.Series([f"{column} {v!r} is not a finite number" for v in raw], index=frame.index)
-            frame = rejects.add("interactions", frame, bad, reason)
+            frame = rejects.add(
+                "interactions", frame, bad, lambda rows, c=column: [f"{c} {v!r} is not a finite number" for v in rows[c]]
+            )
             frame[column] = number[~bad].astype(float)
     if "timestamp" in frame.columns:
         raw = frame["timestamp"]
         parsed = _parse_timestamps(raw)
         bad = raw.notna() & parsed.isna()
-        reason = pd.Series([f"timestamp {v!r} is neither ISO-8601 nor Unix seconds" for v in raw], index=frame.index)
-        frame = rejects.add("interactions", frame, bad, reason)
+        frame = rejects.add(
+            "interactions", frame, bad,
+            lambda rows: [f"timestamp {v!r} is neither ISO-8601 nor Unix seconds" for v in rows["timestamp"]],
+        )
         frame["timestamp"] = parsed[~bad]
     if "kind" in frame.columns:
         kind = frame["kind"].astype("string").str.strip()
@@ -278,8 +287,9 @@ def _check_relations(tables: dict[str, pd.DataFrame], rejects: _Rejects, graph: 
         for name in ("item_entity", "entity_entity"):
             if name in tables:
                 frame = tables[name]
-                reason = "unknown relation " + frame["relation"].astype(str).map(repr)
-                tables[name] = rejects.add(name, frame, frame["relation"].isin(unknown), reason)
+                tables[name] = rejects.add(
+                    name, frame, frame["relation"].isin(unknown), lambda rows: [f"unknown relation {v!r}" for v in rows["relation"]]
+                )
         return
     new = pd.DataFrame({"relation": sorted(unknown)})
     new[ROW] = 0  # not from a file: registered by this load
@@ -314,8 +324,9 @@ def _check_references(tables: dict[str, pd.DataFrame], rejects: _Rejects, graph:
             created[label] |= unknown
             continue
         noun = {Label.ITEM: "item", Label.ENTITY: "entity", Label.USER: "user"}[label]
-        reason = f"unknown {noun} " + frame[column].astype(str).map(repr) + f" ({column})"
-        tables[table] = rejects.add(table, frame, mask, reason)
+        tables[table] = rejects.add(
+            table, frame, mask, lambda rows, c=column, n=noun: [f"unknown {n} {v!r} ({c})" for v in rows[c]]
+        )
     if created[Label.ITEM]:
         ids = sorted(created[Label.ITEM])
         new = pd.DataFrame({"item_id": ids, "title": ids, ROW: 0})
@@ -363,13 +374,13 @@ def load_dataset(
 def write_dataset(graph: Graph, dataset: Dataset, options: LoadOptions, report: LoadReport) -> None:
     """Write a validated dataset, table by table, one batch per transaction."""
     tables = dataset.tables()
-    plan: list[tuple[str, str, Callable[[pd.DataFrame], list[dict[str, Any]]]]] = [
+    plan: list[tuple[str, str, Callable[[pd.DataFrame], list[dict[str, Any]]]]] = [  # in dependency order
         ("relations", q.MERGE_RELATIONS, _relation_rows),
         ("entities", q.MERGE_ENTITIES, _entity_rows),
         ("items", q.MERGE_ITEMS, _item_rows),
         ("item_entity", q.MERGE_ITEM_ENTITY, lambda f: _plain_rows(f, ["item_id", "relation", "entity_id"])),
         ("entity_entity", q.MERGE_ENTITY_ENTITY, lambda f: _plain_rows(f, ["head_id", "relation", "tail_id"])),
-        ("interactions", q.MERGE_INTERACTIONS, _interaction_rows),
+        ("interactions", q.MERGE_INTERACTIONS, lambda f: _interaction_rows(f, graph)),
         ("user_links", q.MERGE_FOLLOWS, lambda f: _plain_rows(f, ["user_id", "other_id"])),
     ]
     for table, query, to_rows in plan:
@@ -444,7 +455,11 @@ def _item_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{"id": i, "props": p} for i, p in zip(frame["item_id"], props)]
 
 
-def _interaction_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def _interaction_rows(frame: pd.DataFrame, graph: Graph) -> list[dict[str, Any]]:
+    """Rows for MERGE_INTERACTIONS; ``fresh`` marks users with no interaction in the graph yet."""
+    users = frame["user_id"].unique().tolist()
+    seen = set(graph.read_columns(q.USERS_WITH_INTERACTIONS, ids=users)["ids"])
+    fresh = [u not in seen for u in frame["user_id"]]
     props = _props(frame, ["rating", "weight"])
     if "timestamp" in frame.columns:
         millis = (frame["timestamp"] - EPOCH) // pd.Timedelta(milliseconds=1)  # any datetime resolution
@@ -452,8 +467,8 @@ def _interaction_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     else:
         ts_ms = [None] * len(frame)
     return [
-        {"user_id": u, "item_id": i, "kind": k, "props": p, "ts_ms": t}
-        for u, i, k, p, t in zip(frame["user_id"], frame["item_id"], frame["kind"], props, ts_ms)
+        {"user_id": u, "item_id": i, "kind": k, "props": p, "ts_ms": t, "fresh": f}
+        for u, i, k, p, t, f in zip(frame["user_id"], frame["item_id"], frame["kind"], props, ts_ms, fresh)
     ]
 
 

@@ -118,37 +118,17 @@ def test_missing_file_and_unknown_format(tmp_path: Path) -> None:
         read_table(tmp_path / "x.json", "interactions")
 
 
-def test_bad_rows_are_rejected_with_reasons_and_the_rest_loads(graph: Graph, tmp_path: Path) -> None:
-    apply_migrations(graph, dimension=384)
-    dataset = Dataset(
-        "bad",
-        interactions=pd.DataFrame({
-            "user_id": ["u1", "", "u2", "u3", "u4", "u1"],
-            "item_id": ["i1", "i1", "i1", "nope", "i1", "i1"],
-            "rating": ["4", "4", "five", "3", "2", "1"],
-            "timestamp": [None, None, None, None, "yesterday", None],
-        }),
-        items=pd.DataFrame({"item_id": ["i1", "i2", "  "], "title": ["One", "", "Blank id"]}),
-        entities=pd.DataFrame({"entity_id": ["e1"], "name": ["E"]}),
-        item_entity=pd.DataFrame({"item_id": ["i1", "i1"], "relation": ["genre", "gnre"], "entity_id": ["e1", "e1"]}),
-        relations=pd.DataFrame({"relation": ["genre"]}),
-    )
+def test_bad_rows_are_rejected_and_the_rest_loads(graph: Graph, tmp_path: Path) -> None:
+    """The reasons themselves are checked in tests/unit/test_validate.py; here: the file and the graph."""
+    from tests.unit.test_validate import bad_dataset
+
     rejects_file = tmp_path / "rejects.csv"
-    report = load_dataset(graph, dataset, LoadOptions(unknown_relations="reject", progress=False), rejects_path=rejects_file)
-    reasons = {(r.table, r.row): r.reason for r in report.rejected.itertuples()}
-    assert reasons == {
-        ("interactions", 2): "empty user_id",
-        ("interactions", 3): "rating 'five' is not a finite number",
-        ("interactions", 5): "timestamp 'yesterday' is neither ISO-8601 nor Unix seconds",
-        ("interactions", 6): "duplicate of row 1",
-        ("interactions", 4): "unknown item 'nope' (item_id)",
-        ("items", 3): "empty item_id",
-        ("items", 2): "empty title",
-        ("item_entity", 2): "unknown relation 'gnre'",
-    }
+    report = load_dataset(graph, bad_dataset(), LoadOptions(unknown_relations="reject", progress=False),
+                          rejects_path=rejects_file)
     on_disk = pd.read_csv(rejects_file)
-    assert len(on_disk) == 8 and set(on_disk.columns) == {"table", "row", "reason", "record"}
-    assert graph_counts(graph) | {} == {
+    assert len(on_disk) == len(report.rejected) == 9 and list(on_disk.columns) == ["table", "row", "reason", "record"]
+    assert report.rejected_counts() == {"interactions": 6, "items": 2, "item_entity": 1}
+    assert graph_counts(graph) == {
         "users": 1, "items": 1, "entities": 1, "relations": 1, "interactions": 1,
         "item_entity": 1, "entity_entity": 0, "follows": 0,
     }

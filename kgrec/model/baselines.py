@@ -1,0 +1,398 @@
+r"""The baselines kgrec's model is compared with, all behind one small :class:`Recommender` protocol.
+
+- :class:`Popularity`: how many users interacted with an item in training.
+- :class:`ItemKNN`: item-item cosine neighbours of the training matrix.
+- :class:`MFBPR`: matrix factorisation trained with BPR.
+- :class:`LightGCNRec`: PyG's :class:`~torch_geometric.nn.models.LightGCN` on the user-item graph.
+- :class:`TextSimilarity`: content-based, the cosine of item text vectors to a user's profile.
+
+Each is fitted on the training split of a :class:`~kgrec.model.data.RecData` and scores every item for
+a batch of users; :func:`~kgrec.model.evaluate.evaluate` excludes seen items and ranks.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.nn.models import LightGCN
+
+from kgrec.errors import KgrecError
+from kgrec.model.data import RecData
+from kgrec.model.training import EpochRecord, TrainConfig, bpr_loss, fit_bpr, seeded
+
+_DEFAULT = TrainConfig()
+
+
+@runtime_checkable
+class Recommender(Protocol):
+    """What :func:`~kgrec.model.evaluate.evaluate` needs of a model.
+
+    ``score`` returns a new ``[len(users), num_items]`` float tensor that the caller may modify in place
+    (the evaluation sets seen items to -inf); higher is better.
+    """
+
+    name: str
+
+    def fit(self, data: RecData) -> Recommender: ...
+
+    def score(self, users: Tensor) -> Tensor: ...
+
+
+class Popularity:
+    r"""Scores an item by its number of training users, the same for everyone:
+    :math:`\hat{y}_{ui} = |\{v : (v, i) \in \mathcal{R}_{\text{train}}\}|`."""
+
+    name = "Popularity"
+
+    def __init__(self) -> None:
+        self.counts: Tensor | None = None
+        self.num_users = 0
+
+    def fit(self, data: RecData) -> Popularity:
+        self.num_users = data.num_users
+        self.counts = torch.from_numpy(_binary(data.train_matrix).sum(axis=0).A1.astype(np.float32))
+        return self
+
+    def score(self, users: Tensor) -> Tensor:
+        counts = _fitted(self, self.counts)
+        return counts.unsqueeze(0).repeat(_check_users(users, self.num_users).numel(), 1)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}()"
+
+
+class ItemKNN:
+    r"""Item-based collaborative filtering (Sarwar et al., `"Item-based collaborative filtering recommendation
+    algorithms" <https://doi.org/10.1145/371920.372071>`_) with shrunk cosine similarity on the binary
+    training matrix :math:`X \in \{0, 1\}^{U \times I}`:
+
+    .. math::
+        s_{ij} = \frac{\mathbf{x}_i^\top \mathbf{x}_j}{\lVert \mathbf{x}_i \rVert \lVert \mathbf{x}_j \rVert
+        + \text{shrink}} \quad (i \neq j), \qquad
+        \hat{y}_{uj} = \sum_{i \in N_k(j)} x_{ui}\, s_{ij},
+
+    where :math:`N_k(j)` are the :math:`k` items most similar to :math:`j`. All sparse: fitting costs one
+    sparse product :math:`X^\top X` and a sort of its entries.
+
+    Args:
+        k (int): neighbours kept per item. (default: ``100``)
+        shrink (float): added to the denominator, damping similarities built on few users. (default: ``10``)
+    """
+
+    name = "ItemKNN"
+
+    def __init__(self, k: int = 100, shrink: float = 10.0) -> None:
+        if k < 1:
+            raise KgrecError(f"'k' (got {k}) must be at least 1")
+        if shrink < 0:
+            raise KgrecError(f"'shrink' (got {shrink}) must not be negative")
+        self.k, self.shrink = k, float(shrink)
+        self.weights: sp.csr_matrix | None = None  # W[i, j] = s_ij for i in N_k(j)
+        self._train: sp.csr_matrix | None = None
+
+    def fit(self, data: RecData) -> ItemKNN:
+        x = _binary(data.train_matrix)
+        norms = np.sqrt(np.asarray(x.sum(axis=0)).ravel())  # [I]
+        co = (x.T @ x).tocoo()  # [I, I] co-occurrence counts
+        off = co.row != co.col
+        target, neighbour, count = co.row[off], co.col[off], co.data[off]
+        sim = count / (norms[target] * norms[neighbour] + self.shrink)
+        # the k largest per target item: sort by (target, -sim), rank within target
+        order = np.lexsort((-sim, target))
+        target, neighbour, sim = target[order], neighbour[order], sim[order]
+        starts = np.searchsorted(target, target, side="left")
+        keep = (np.arange(target.size) - starts) < self.k
+        n = data.num_items
+        self.weights = sp.csr_matrix(
+            (sim[keep].astype(np.float32), (neighbour[keep], target[keep])), shape=(n, n)
+        )
+        self._train = x
+        return self
+
+    def score(self, users: Tensor) -> Tensor:
+        weights = _fitted(self, self.weights)
+        rows = self._train[_check_users(users, self._train.shape[0]).numpy()]  # [B, I]
+        return torch.from_numpy((rows @ weights).toarray())
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(k={self.k}, shrink={self.shrink:g})"
+
+
+class MatrixFactorization(torch.nn.Module):
+    r"""Matrix factorisation scored by the inner product, as in BPR-MF (`"BPR: Bayesian Personalized Ranking
+    from Implicit Feedback" <https://arxiv.org/abs/1205.2618>`_): :math:`\hat{y}_{ui} = \mathbf{p}_u^\top
+    \mathbf{q}_i`.
+
+    Args:
+        num_users (int): users, the rows of :math:`P`.
+        num_items (int): items, the rows of :math:`Q`.
+        embedding_dim (int): the size of :math:`\mathbf{p}_u` and :math:`\mathbf{q}_i`.
+    """
+
+    def __init__(self, num_users: int, num_items: int, embedding_dim: int) -> None:
+        super().__init__()
+        if embedding_dim < 1:
+            raise KgrecError(f"'embedding_dim' (got {embedding_dim}) must be at least 1")
+        self.num_users, self.num_items, self.embedding_dim = num_users, num_items, embedding_dim
+        self.user_emb = torch.nn.Embedding(num_users, embedding_dim)
+        self.item_emb = torch.nn.Embedding(num_items, embedding_dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        torch.nn.init.normal_(self.user_emb.weight, std=0.1)
+        torch.nn.init.normal_(self.item_emb.weight, std=0.1)
+
+    def forward(self, users: Tensor, items: Tensor) -> Tensor:
+        """``[B]`` scores of the pairs ``(users[b], items[b])``."""
+        return (self.user_emb(users) * self.item_emb(items)).sum(dim=-1)
+
+    def score_all(self, users: Tensor) -> Tensor:
+        """``[B, num_items]`` scores of every item for ``users``."""
+        return self.user_emb(users) @ self.item_emb.weight.t()
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.num_users}, {self.num_items}, {self.embedding_dim})"
+
+
+class MFBPR:
+    r""":class:`MatrixFactorization` trained with the BPR loss on uniformly sampled unseen negatives, Adam,
+    and early stopping on validation nDCG@20 (see :func:`~kgrec.model.training.fit_bpr`).
+
+    Args:
+        dim (int): embedding size. (default: ``64``)
+        epochs, lr, weight_decay, batch_size, patience, eval_every, seed: the schedule, as in
+            :class:`~kgrec.model.training.TrainConfig` (same defaults; ``weight_decay`` is the BPR L2
+            :math:`\lambda` on the batch's embeddings).
+        progress (bool): show a tqdm bar with the loss and the last validation nDCG@20. (default: ``False``)
+
+    After :meth:`fit`: ``module``, ``history`` (one :class:`~kgrec.model.training.EpochRecord` per epoch)
+    and ``best_epoch``.
+    """
+
+    name = "MF-BPR"
+
+    def __init__(
+        self,
+        dim: int = 64,
+        *,
+        epochs: int = _DEFAULT.epochs,
+        lr: float = _DEFAULT.lr,
+        weight_decay: float = _DEFAULT.weight_decay,
+        batch_size: int = _DEFAULT.batch_size,
+        patience: int = _DEFAULT.patience,
+        eval_every: int = _DEFAULT.eval_every,
+        seed: int = _DEFAULT.seed,
+        progress: bool = False,
+    ) -> None:
+        if dim < 1:
+            raise KgrecError(f"'dim' (got {dim}) must be at least 1")
+        self.dim, self.progress = dim, progress
+        self.config = TrainConfig(epochs, lr, weight_decay, batch_size, patience, eval_every, seed=seed)
+        self.module: MatrixFactorization | None = None
+        self.history: list[EpochRecord] = []
+        self.best_epoch: int | None = None
+
+    def fit(self, data: RecData) -> MFBPR:
+        with seeded(self.config.seed):
+            self.module = module = MatrixFactorization(data.num_users, data.num_items, self.dim)
+
+        def batch_loss(users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+            p, q_pos, q_neg = module.user_emb(users), module.item_emb(pos), module.item_emb(neg)  # [B, d]
+            return bpr_loss((p * q_pos).sum(-1), (p * q_neg).sum(-1), (p, q_pos, q_neg), self.config.weight_decay)
+
+        self.history, self.best_epoch = fit_bpr(self, module, data, self.config, batch_loss, self.progress)
+        return self
+
+    @torch.no_grad()
+    def score(self, users: Tensor) -> Tensor:
+        module = _fitted(self, self.module)
+        return module.score_all(_check_users(users, module.num_users))
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(dim={self.dim}, {_config_repr(self.config)})"
+
+
+class LightGCNRec:
+    r"""PyG's :class:`~torch_geometric.nn.models.LightGCN` (`"LightGCN: Simplifying and Powering Graph
+    Convolution Network for Recommendation" <https://arxiv.org/abs/2002.02126>`_) on the training graph.
+
+    Users are nodes :math:`0..U-1` and items :math:`U..U+I-1`, with each training interaction in both
+    directions. Embeddings propagate as
+
+    .. math::
+        \mathbf{e}^{(l+1)}_v = \sum_{w \in \mathcal{N}(v)} \frac{1}{\sqrt{|\mathcal{N}(v)||\mathcal{N}(w)|}}
+        \mathbf{e}^{(l)}_w, \qquad \mathbf{e}_v = \frac{1}{L+1} \sum_{l=0}^{L} \mathbf{e}^{(l)}_v,
+        \qquad \hat{y}_{ui} = \mathbf{e}_u^\top \mathbf{e}_i,
+
+    over the whole graph at every step (the normalised adjacency is built once, as a sparse CSR tensor that
+    the :class:`~torch_geometric.nn.conv.LGConv` layers multiply with; it is symmetric, so it is its own
+    transpose), and train with BPR through ``LightGCN.recommendation_loss`` (L2 on
+    the batch's layer-0 embeddings, :math:`\lambda` = ``weight_decay``), Adam and early stopping on
+    validation nDCG@20 (see :func:`~kgrec.model.training.fit_bpr`).
+
+    Args:
+        dim (int): embedding size. (default: ``64``)
+        num_layers (int): propagation layers :math:`L`. (default: ``3``)
+        epochs, lr, weight_decay, batch_size, patience, eval_every, seed: the schedule, as in
+            :class:`~kgrec.model.training.TrainConfig` (same defaults).
+        progress (bool): show a tqdm bar with the loss and the last validation nDCG@20. (default: ``False``)
+
+    After :meth:`fit`: ``module``, ``history`` and ``best_epoch``.
+    """
+
+    name = "LightGCN"
+
+    def __init__(
+        self,
+        dim: int = 64,
+        num_layers: int = 3,
+        *,
+        epochs: int = _DEFAULT.epochs,
+        lr: float = _DEFAULT.lr,
+        weight_decay: float = _DEFAULT.weight_decay,
+        batch_size: int = _DEFAULT.batch_size,
+        patience: int = _DEFAULT.patience,
+        eval_every: int = _DEFAULT.eval_every,
+        seed: int = _DEFAULT.seed,
+        progress: bool = False,
+    ) -> None:
+        if dim < 1:
+            raise KgrecError(f"'dim' (got {dim}) must be at least 1")
+        if num_layers < 0:
+            raise KgrecError(f"'num_layers' (got {num_layers}) must not be negative")
+        self.dim, self.num_layers, self.progress = dim, num_layers, progress
+        self.config = TrainConfig(epochs, lr, weight_decay, batch_size, patience, eval_every, seed=seed)
+        self.module: LightGCN | None = None
+        self.history: list[EpochRecord] = []
+        self.best_epoch: int | None = None
+        self.num_users = 0
+        self.adj: Tensor | None = None  # the normalised [U + I, U + I] adjacency, sparse CSR
+
+    def fit(self, data: RecData) -> LightGCNRec:
+        self.num_users = data.num_users
+        self.adj = _normalized_adjacency(_binary(data.train_matrix))
+        with seeded(self.config.seed):
+            self.module = module = LightGCN(data.num_users + data.num_items, self.dim, self.num_layers, normalize=False)
+        offset = data.num_users
+
+        def batch_loss(users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+            emb = module.get_embedding(self.adj)  # [U + I, d]
+            e_u = emb[users]
+            pos_rank = (e_u * emb[pos + offset]).sum(-1)
+            neg_rank = (e_u * emb[neg + offset]).sum(-1)
+            node_id = torch.cat([users, pos + offset, neg + offset])
+            return module.recommendation_loss(pos_rank, neg_rank, node_id=node_id, lambda_reg=self.config.weight_decay)
+
+        self.history, self.best_epoch = fit_bpr(self, module, data, self.config, batch_loss, self.progress)
+        return self
+
+    @torch.no_grad()
+    def score(self, users: Tensor) -> Tensor:
+        module = _fitted(self, self.module)
+        emb = module.get_embedding(self.adj)
+        return emb[_check_users(users, self.num_users)] @ emb[self.num_users :].t()
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}(dim={self.dim}, num_layers={self.num_layers}, "
+            f"{_config_repr(self.config)})"
+        )
+
+
+class TextSimilarity:
+    r"""Content-based: the cosine of each item's text vector to the user's profile, the normalised mean of
+    the (normalised) vectors of the user's training items:
+
+    .. math::
+        \mathbf{m}_u = \frac{1}{|\mathcal{I}_u|} \sum_{i \in \mathcal{I}_u}
+        \frac{\mathbf{v}_i}{\lVert \mathbf{v}_i \rVert}, \qquad
+        \hat{y}_{uj} = \frac{\mathbf{m}_u^\top \mathbf{v}_j}{\lVert \mathbf{m}_u \rVert \lVert \mathbf{v}_j \rVert}.
+
+    A user without training items scores 0 everywhere. The vectors come from the caller (for example the
+    text encoder of :mod:`kgrec.model.text`); nothing is loaded here.
+
+    Args:
+        encoder_vectors (torch.Tensor): ``[num_items, d]`` item text vectors.
+    """
+
+    name = "TextSimilarity"
+
+    def __init__(self, encoder_vectors: Tensor) -> None:
+        if encoder_vectors.dim() != 2:
+            raise KgrecError(f"'encoder_vectors' (got shape {tuple(encoder_vectors.shape)}) must be [num_items, d]")
+        self.item_vectors = F.normalize(encoder_vectors.detach().float().cpu(), dim=1)  # [I, d]
+        self.profiles: Tensor | None = None  # [U, d]
+
+    def fit(self, data: RecData) -> TextSimilarity:
+        if self.item_vectors.shape[0] != data.num_items:
+            raise KgrecError(
+                f"'encoder_vectors' has {self.item_vectors.shape[0]} rows but the data has {data.num_items} items"
+            )
+        x = _binary(data.train_matrix)
+        degree = np.asarray(x.sum(axis=1)).ravel()
+        mean = sp.diags(1.0 / np.maximum(degree, 1)) @ x  # row-normalised [U, I]
+        profiles = torch.from_numpy(np.asarray(mean @ self.item_vectors.numpy(), dtype=np.float32))
+        self.profiles = F.normalize(profiles, dim=1)
+        return self
+
+    def score(self, users: Tensor) -> Tensor:
+        profiles = _fitted(self, self.profiles)
+        return profiles[_check_users(users, profiles.shape[0])] @ self.item_vectors.t()
+
+    def __repr__(self) -> str:
+        num_items, dim = self.item_vectors.shape
+        return f"{self.__class__.__name__}({num_items}, {dim})"
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _binary(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """The pattern of ``matrix`` as float32 ones."""
+    x = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    x.eliminate_zeros()
+    x.data[:] = 1.0
+    return x
+
+
+def _normalized_adjacency(x: sp.csr_matrix) -> Tensor:
+    r"""The user-item graph :math:`\begin{pmatrix} 0 & X \\ X^\top & 0 \end{pmatrix}` of a binary
+    ``[U, I]`` matrix, normalised as :math:`D^{-1/2} A D^{-1/2}`, as a torch sparse CSR tensor."""
+    a = sp.bmat([[None, x], [x.T, None]], format="csr", dtype=np.float32)
+    degree = np.asarray(a.sum(axis=1)).ravel()
+    inv_sqrt = np.divide(1.0, np.sqrt(degree), out=np.zeros_like(degree), where=degree > 0)
+    a = (sp.diags(inv_sqrt) @ a @ sp.diags(inv_sqrt)).tocsr().astype(np.float32)
+    a.sort_indices()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(a.indptr.astype(np.int64)),
+            torch.from_numpy(a.indices.astype(np.int64)),
+            torch.from_numpy(a.data),
+            size=a.shape,
+            check_invariants=True,
+        )
+
+
+def _fitted(model: object, attribute):
+    if attribute is None:
+        raise KgrecError(f"{type(model).__name__} is not fitted: call fit(data) first")
+    return attribute
+
+
+def _check_users(users: Tensor, num_users: int) -> Tensor:
+    users = torch.as_tensor(users, dtype=torch.long)
+    if users.numel() and (int(users.min()) < 0 or int(users.max()) >= num_users):
+        bad = int(users.min()) if int(users.min()) < 0 else int(users.max())
+        raise KgrecError(f"user index {bad} is outside [0, {num_users})")
+    return users
+
+
+def _config_repr(config: TrainConfig) -> str:
+    return ", ".join(f"{k}={v}" for k, v in config.as_dict().items())

@@ -1,0 +1,102 @@
+"""What models train and are evaluated on: an export's interactions split into train / val / test, as
+index tensors, plus the knowledge graph and the text the export carries.
+
+Every model and baseline reads a :class:`RecData`; the split comes from the export
+(``data['user', 'interacts', 'item'].split``), so every model compares on the same one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch_geometric.data import HeteroData
+
+from kgrec.errors import KgrecError
+from kgrec.loaders.export import FOLLOWS, INTERACTS
+from kgrec.loaders.splits import TEST, TRAIN, VAL
+
+
+@dataclass
+class RecData:
+    """Interactions by split and the side information of one export.
+
+    Attributes:
+        num_users, num_items, num_entities: node counts (indices follow the export's id maps).
+        train, val, test: ``(2, n)`` long tensors of (user, item) pairs.
+        train_weight: implicit strength of each training pair (1.0 where unknown).
+        item_entity: ``relation name -> (2, n)`` long tensor of (item, entity) pairs.
+        entity_entity: ``relation name -> (2, n)`` long tensor of (entity, entity) pairs.
+        follows: ``(2, n)`` long tensor of (user, user) pairs.
+        item_text, entity_text: text per item / entity, for the text encoder.
+        user_ids, item_ids, entity_ids: the graph ids, by index.
+        data: the HeteroData it came from.
+    """
+
+    num_users: int
+    num_items: int
+    num_entities: int
+    train: torch.Tensor
+    val: torch.Tensor
+    test: torch.Tensor
+    train_weight: torch.Tensor
+    item_entity: dict[str, torch.Tensor] = field(default_factory=dict)
+    entity_entity: dict[str, torch.Tensor] = field(default_factory=dict)
+    follows: torch.Tensor = field(default_factory=lambda: torch.empty(2, 0, dtype=torch.long))
+    item_text: list[str] = field(default_factory=list)
+    entity_text: list[str] = field(default_factory=list)
+    user_ids: list[str] = field(default_factory=list)
+    item_ids: list[str] = field(default_factory=list)
+    entity_ids: list[str] = field(default_factory=list)
+    data: HeteroData | None = None
+
+    @classmethod
+    def from_hetero(cls, data: HeteroData) -> RecData:
+        """Read the split and side information out of an exported HeteroData."""
+        store = data[INTERACTS]
+        if "split" not in store:
+            raise KgrecError("the export has no split: export it with --split random|leave_last_out|temporal")
+        edges, split = store.edge_index, store.split
+        weight = store.edge_attr[:, 0].clone()
+        weight[torch.isnan(weight)] = 1.0
+        item_entity = {
+            data.relations[rel]: data[(src, rel, dst)].edge_index
+            for src, rel, dst in data.edge_types
+            if src == "item" and dst == "entity" and not rel.startswith("rev_")
+        }
+        entity_entity = {
+            data.relations[rel]: data[(src, rel, dst)].edge_index
+            for src, rel, dst in data.edge_types
+            if src == "entity" and dst == "entity" and not rel.startswith("rev_")
+        }
+        return cls(
+            num_users=data["user"].num_nodes,
+            num_items=data["item"].num_nodes,
+            num_entities=data["entity"].num_nodes,
+            train=edges[:, split == TRAIN],
+            val=edges[:, split == VAL],
+            test=edges[:, split == TEST],
+            train_weight=weight[split == TRAIN],
+            item_entity=item_entity,
+            entity_entity=entity_entity,
+            follows=data[FOLLOWS].edge_index if FOLLOWS in data.edge_types else torch.empty(2, 0, dtype=torch.long),
+            item_text=list(data["item"].text),
+            entity_text=list(data["entity"].text),
+            user_ids=list(data["user"].node_id),
+            item_ids=list(data["item"].node_id),
+            entity_ids=list(data["entity"].node_id),
+            data=data,
+        )
+
+    def matrix(self, pairs: torch.Tensor, weights: torch.Tensor | None = None) -> sp.csr_matrix:
+        """A users × items CSR matrix of ``pairs`` (1.0, or ``weights``)."""
+        values = np.ones(pairs.shape[1], dtype=np.float32) if weights is None else weights.numpy().astype(np.float32)
+        m = sp.csr_matrix((values, (pairs[0].numpy(), pairs[1].numpy())), shape=(self.num_users, self.num_items))
+        m.sum_duplicates()
+        return m
+
+    @property
+    def train_matrix(self) -> sp.csr_matrix:
+        return self.matrix(self.train)

@@ -1,0 +1,177 @@
+"""The training and comparison harness: an export in, trained models and an honest comparison out.
+
+``kgrec train`` and ``kgrec evaluate`` (and ``benchmarks/quality.py``) go through here: every model reads
+the same :class:`~kgrec.model.data.RecData` (the export's split), is evaluated by the same
+:func:`~kgrec.model.evaluate.evaluate` (full ranking, training and validation items excluded), and the
+results land in one table (markdown and CSV) with training curves as PNG.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from kgrec.errors import KgrecError
+from kgrec.loaders.export import Export
+from kgrec.model.baselines import ItemKNN, LightGCNRec, MFBPR, Popularity, TextSimilarity
+from kgrec.model.data import RecData
+from kgrec.model.evaluate import evaluate
+from kgrec.model.kgrec_net import KGRec, KGRecConfig
+from kgrec.model.text import TextEncoder
+from kgrec.model.training import TrainConfig
+
+MODELS = ("kgrec", "popularity", "itemknn", "mf-bpr", "lightgcn", "text")
+ABLATIONS = ("kgrec-no-text", "kgrec-no-kg", "kgrec-kg-shuffled")
+
+
+@dataclass
+class Result:
+    model: str
+    metrics: dict[str, float]
+    train_seconds: float
+    peak_rss_mib: float
+    best_epoch: int | None = None
+    history: list[tuple[int, float, dict[str, float]]] = field(default_factory=list)
+
+
+def load_data(export_dir: Path) -> RecData:
+    """The RecData of a saved export (``kgrec export --out DIR``)."""
+    if not (export_dir / "graph.pt").is_file():
+        raise KgrecError(f"{export_dir} holds no export (graph.pt): run `kgrec export --out {export_dir}` first")
+    return RecData.from_hetero(Export.load(export_dir).data)
+
+
+def text_vectors(data: RecData, encoder: TextEncoder) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Encoded item and entity text (rows of zeros where a node has no text)."""
+    def encode(texts: list[str]) -> torch.Tensor:
+        out = torch.zeros(len(texts), encoder.dimension)
+        present = [k for k, t in enumerate(texts) if t.strip()]
+        if present:
+            out[present] = torch.from_numpy(encoder.encode([texts[k] for k in present]))
+        return out
+
+    items = encode(data.item_text)
+    entities = encode(data.entity_text) if data.num_entities else None
+    return items, entities
+
+
+def shuffled_knowledge(data: RecData, seed: int = 0) -> RecData:
+    """The same data with each relation's item→entity links rewired at random (degrees kept): the
+    'knowledge graph shuffled' ablation."""
+    g = torch.Generator().manual_seed(seed)
+    shuffled = {name: torch.stack([edges[0], edges[1][torch.randperm(edges.shape[1], generator=g)]])
+                for name, edges in data.item_entity.items()}
+    return RecData(**{**{f: getattr(data, f) for f in data.__dataclass_fields__}, "item_entity": shuffled})
+
+
+def build(name: str, item_vectors: torch.Tensor | None, entity_vectors: torch.Tensor | None,
+          config: KGRecConfig, train: TrainConfig, progress: bool) -> Any:
+    """A fresh model by name (see MODELS and ABLATIONS)."""
+    base = dict(epochs=train.epochs, lr=train.lr, weight_decay=train.weight_decay, batch_size=train.batch_size,
+                patience=train.patience, eval_every=train.eval_every, seed=train.seed)
+    factories: dict[str, Callable[[], Any]] = {
+        "kgrec": lambda: KGRec(item_vectors, entity_vectors, config, train, progress=progress),
+        "kgrec-no-text": lambda: KGRec(None, None, KGRecConfig(**{**config.as_dict(), "use_text": False}), train,
+                                       name="KGRec w/o text", progress=progress),
+        "kgrec-no-kg": lambda: KGRec(item_vectors, entity_vectors, KGRecConfig(**{**config.as_dict(), "use_kg": False}),
+                                     train, name="KGRec w/o KG", progress=progress),
+        "kgrec-kg-shuffled": lambda: KGRec(item_vectors, entity_vectors, config, train, name="KGRec, KG shuffled",
+                                           progress=progress),
+        "popularity": Popularity,
+        "itemknn": ItemKNN,
+        "mf-bpr": lambda: MFBPR(config.dim, progress=progress, **{**base, "lr": 1e-3, "batch_size": 2048}),
+        "lightgcn": lambda: LightGCNRec(config.dim, config.num_layers, progress=progress,
+                                        **{**base, "lr": 1e-3, "batch_size": 2048}),
+        "text": lambda: TextSimilarity(item_vectors),
+    }
+    if name not in factories:
+        raise KgrecError(f"unknown model {name!r}: choose from {', '.join(MODELS + ABLATIONS)}")
+    if name in ("text",) and item_vectors is None:
+        raise KgrecError("the text baseline needs item text vectors")
+    return factories[name]()
+
+
+def run(name: str, model: Any, data: RecData, ks: tuple[int, ...] = (10, 20)) -> Result:
+    """Fit ``model`` on the training split and evaluate it on the test split."""
+    train_data = shuffled_knowledge(data) if name == "kgrec-kg-shuffled" else data
+    began = time.perf_counter()
+    model.fit(train_data)
+    seconds = time.perf_counter() - began
+    metrics = evaluate(model, train_data, "test", ks=ks)
+    history = [(r.epoch, r.loss, r.val) for r in getattr(model, "history", [])]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return Result(getattr(model, "name", name), metrics, seconds, peak, getattr(model, "best_epoch", None), history)
+
+
+def write_results(results: list[Result], out: Path, title: str) -> dict[str, Path]:
+    """The comparison as markdown, CSV and a PNG of the training curves."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [{"model": r.model, **{k: round(v, 4) for k, v in r.metrics.items() if k != "users"},
+             "train s": round(r.train_seconds, 1), "best epoch": r.best_epoch} for r in results]
+    table = pd.DataFrame(rows)
+    paths = {"csv": out / "results.csv", "md": out / "results.md", "png": out / "curves.png", "json": out / "history.json"}
+    table.to_csv(paths["csv"], index=False)
+    paths["md"].write_text(f"# {title}\n\n" + markdown_table(table) + "\n")
+    paths["json"].write_text(json.dumps({r.model: r.history for r in results}, default=str))
+    _plot_curves(results, paths["png"], title)
+    return paths
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A DataFrame as a GitHub markdown table (numbers right-aligned)."""
+    head = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "| " + " | ".join("---:" if pd.api.types.is_numeric_dtype(t) else "---" for t in table.dtypes) + " |"
+    body = ["| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def _plot_curves(results: list[Result], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (loss_ax, val_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    for r in results:
+        if not r.history:
+            continue
+        loss_ax.plot([h[0] for h in r.history], [h[1] for h in r.history], label=r.model)
+        val = [(h[0], v) for h in r.history for k, v in h[2].items() if k.startswith("ndcg@")]
+        if val:
+            val_ax.plot(*zip(*val), marker="o", label=r.model)
+    loss_ax.set(xlabel="epoch", ylabel="BPR loss", title="training loss")
+    val_ax.set(xlabel="epoch", ylabel="validation nDCG", title="validation")
+    for ax in (loss_ax, val_ax):
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def save_checkpoint(model: KGRec, path: Path, extra: dict[str, Any]) -> Path:
+    """Weights with the model and training configuration and the id maps (nanoGPT-style)."""
+    if model.net is None:
+        raise KgrecError("the model is not trained")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({
+        "state_dict": model.net.state_dict(),
+        "config": model.config.as_dict(),
+        "train_config": model.train_config.as_dict(),
+        "relation_index": model.relation_index,
+        "best_epoch": model.best_epoch,
+        **extra,
+    }, path)
+    return path
+
+
+def results_dict(result: Result) -> dict[str, Any]:
+    return {k: v for k, v in asdict(result).items() if k != "history"}

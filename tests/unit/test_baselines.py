@@ -1,0 +1,232 @@
+"""Baselines and the shared BPR training pieces, on hand-made matrices and a tiny planted-cluster dataset."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from kgrec.errors import KgrecError
+from kgrec.model.baselines import (
+    ItemKNN,
+    LightGCNRec,
+    MatrixFactorization,
+    MFBPR,
+    Popularity,
+    Recommender,
+    TextSimilarity,
+)
+from kgrec.model.data import RecData
+from kgrec.model.evaluate import evaluate
+from kgrec.model.training import BPRSampler, EarlyStopping, EpochRecord, TrainConfig, bpr_loss
+
+
+def rec_data(num_users: int, num_items: int, train, val=(), test=()) -> RecData:
+    def t(pairs) -> torch.Tensor:
+        return torch.tensor(list(pairs), dtype=torch.long).t().reshape(2, -1)
+
+    return RecData(num_users, num_items, 0, t(train), t(val), t(test), torch.ones(len(train)))
+
+
+def planted(seed: int = 0) -> RecData:
+    """30 users in 3 clusters of 10; items in blocks 0-12, 13-25, 26-39. Each user has 8 items of its
+    cluster's block: 5 train, 1 val, 2 test. Popularity is nearly flat over the blocks; the clusters are
+    the whole signal."""
+    rng = np.random.default_rng(seed)
+    blocks = [range(0, 13), range(13, 26), range(26, 40)]
+    train, val, test = [], [], []
+    for u in range(30):
+        items = rng.choice(list(blocks[u // 10]), size=8, replace=False).tolist()
+        train += [(u, i) for i in items[:5]]
+        val += [(u, items[5])]
+        test += [(u, i) for i in items[6:]]
+    return rec_data(30, 40, train, val, test)
+
+
+# --- protocol, shapes, errors --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "model",
+    [Popularity(), ItemKNN(k=5), TextSimilarity(torch.randn(40, 8)), MFBPR(8, epochs=2), LightGCNRec(8, 2, epochs=2)],
+    ids=lambda m: m.name,
+)
+def test_score_shape(model: Recommender) -> None:
+    data = planted()
+    assert isinstance(model, Recommender)
+    with pytest.raises(KgrecError, match="is not fitted"):
+        model.score(torch.tensor([0]))
+    assert model.fit(data) is model
+    scores = model.score(torch.tensor([0, 29, 3]))
+    assert scores.shape == (3, 40) and scores.dtype == torch.float32 and torch.isfinite(scores).all()
+    with pytest.raises(KgrecError, match=r"user index 30 is outside \[0, 30\)"):
+        model.score(torch.tensor([30]))
+
+
+def test_reprs() -> None:
+    assert repr(ItemKNN(k=50, shrink=2)) == "ItemKNN(k=50, shrink=2)"
+    assert repr(MatrixFactorization(30, 40, 16)) == "MatrixFactorization(30, 40, 16)"
+    assert repr(MFBPR(16, epochs=3)).startswith("MFBPR(dim=16, epochs=3, lr=0.001,")
+    assert repr(LightGCNRec(16, 2)).startswith("LightGCNRec(dim=16, num_layers=2, epochs=100,")
+    assert repr(TextSimilarity(torch.zeros(7, 3))) == "TextSimilarity(7, 3)"
+
+
+def test_bad_arguments_are_named() -> None:
+    with pytest.raises(KgrecError, match=r"'k' \(got 0\)"):
+        ItemKNN(k=0)
+    with pytest.raises(KgrecError, match=r"'lr' \(got -1\)"):
+        MFBPR(lr=-1)
+    with pytest.raises(KgrecError, match=r"'patience' \(got 0\)"):
+        TrainConfig(patience=0)
+    with pytest.raises(KgrecError, match="'encoder_vectors' has 7 rows but the data has 40 items"):
+        TextSimilarity(torch.zeros(7, 3)).fit(planted())
+
+
+# --- hand-computed baselines ---------------------------------------------------------------------------
+
+
+def test_popularity_by_hand() -> None:
+    # item 0: users 0, 1, 2 (user 0 twice: counted once); item 2: users 1, 2; item 3: user 0; item 1: nobody
+    data = rec_data(3, 4, [(0, 0), (1, 0), (2, 0), (1, 2), (2, 2), (0, 3), (0, 0)])
+    model = Popularity().fit(data)
+    scores = model.score(torch.tensor([0, 2]))
+    assert scores.tolist() == [[3, 0, 2, 1], [3, 0, 2, 1]]
+    assert scores[0].argsort(descending=True).tolist() == [0, 2, 3, 1]
+
+
+# users x items          co-occurrence (off-diagonal)    |x_i|^2 = [2, 3, 2, 1]
+#   u0: 1 1 1 0            (0,1)=2 (0,2)=1 (0,3)=0
+#   u1: 1 1 0 0            (1,2)=2 (1,3)=1
+#   u2: 0 1 1 1            (2,3)=1
+# cosine (shrink 0): s01 = 2/sqrt(6) = 0.8165, s02 = 1/2, s12 = 2/sqrt(6) = 0.8165,
+#                    s13 = 1/sqrt(3) = 0.5774, s23 = 1/sqrt(2) = 0.7071, s03 = 0
+KNN_TRAIN = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (2, 1), (2, 2), (2, 3)]
+S01, S02, S12, S13, S23 = 2 / math.sqrt(6), 0.5, 2 / math.sqrt(6), 1 / math.sqrt(3), 1 / math.sqrt(2)
+
+
+def test_item_knn_cosine_by_hand() -> None:
+    model = ItemKNN(k=100, shrink=0).fit(rec_data(3, 4, KNN_TRAIN))
+    # u1 has items {0, 1}: score_j = s_0j + s_1j
+    expected = [S01, S01, S02 + S12, S13]
+    assert model.score(torch.tensor([1]))[0].tolist() == pytest.approx(expected, abs=1e-6)
+
+
+def test_item_knn_keeps_k_neighbours_per_item() -> None:
+    # k = 2, u1 = {0, 1}: item 2's top two are 1 (0.8165) and 3 (0.7071), so 0 (0.5) is dropped and u1's
+    # score of item 2 loses s_02. Item 0 keeps {1, 2}, item 1 keeps {0, 2} (dropping 3), item 3 keeps
+    # {1, 2}: u1's other scores are unchanged.
+    model = ItemKNN(k=2, shrink=0).fit(rec_data(3, 4, KNN_TRAIN))
+    expected = [S01, S01, S12, S13]
+    assert model.score(torch.tensor([1]))[0].tolist() == pytest.approx(expected, abs=1e-6)
+
+
+def test_item_knn_shrink() -> None:
+    # s01 with shrink 1: 2 / (sqrt(2) sqrt(3) + 1) = 2 / 3.449490 = 0.579796; u2 = {1, 2, 3} scores item 0
+    # with s10 + s20 + s30 = 0.579796 + 1 / (2 + 1) + 0
+    model = ItemKNN(k=100, shrink=1).fit(rec_data(3, 4, KNN_TRAIN))
+    assert float(model.score(torch.tensor([2]))[0, 0]) == pytest.approx(2 / (math.sqrt(6) + 1) + 1 / 3, abs=1e-6)
+
+
+def test_text_similarity_by_hand() -> None:
+    # v0 = (1, 0), v1 = (0, 2), v2 = (1, 1); u0 = {0, 1}: mean of the unit vectors (0.5, 0.5) -> (1, 1)/sqrt 2
+    # cosines: item 0 -> 1/sqrt 2, item 1 -> 1/sqrt 2, item 2 -> 1. u1 has no training items: zeros.
+    model = TextSimilarity(torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])).fit(rec_data(2, 3, [(0, 0), (0, 1)]))
+    scores = model.score(torch.tensor([0, 1]))
+    assert scores[0].tolist() == pytest.approx([1 / math.sqrt(2), 1 / math.sqrt(2), 1.0], abs=1e-6)
+    assert scores[1].tolist() == [0, 0, 0]
+
+
+# --- training pieces -----------------------------------------------------------------------------------
+
+
+def test_sampler_never_returns_a_seen_item_when_an_unseen_exists() -> None:
+    seen = {0: [i for i in range(40) if i != 17], 1: [], 2: list(range(40)), 3: list(range(0, 40, 2))}
+    rows = [(u, i) for u, items in seen.items() for i in items]
+    train = sp.csr_matrix((np.ones(len(rows)), tuple(zip(*rows))), shape=(4, 40))
+    sampler = BPRSampler(train, generator=torch.Generator().manual_seed(0))
+    for user in (0, 1, 3):
+        negatives = sampler.sample(torch.full((2000,), user)).tolist()
+        assert not set(negatives) & set(seen[user])
+        assert set(negatives) == set(range(40)) - set(seen[user])  # every unseen item is drawn
+    everything_seen = sampler.sample(torch.full((50,), 2))  # no unseen item: any item, in range
+    assert ((everything_seen >= 0) & (everything_seen < 40)).all()
+
+
+def test_sampler_epoch_covers_every_training_pair_once() -> None:
+    data = planted()
+    sampler = BPRSampler(data.train_matrix, generator=torch.Generator().manual_seed(0))
+    batches = list(sampler.batches(32))
+    users, pos, neg = (torch.cat(parts) for parts in zip(*batches))
+    assert len(batches) == math.ceil(150 / 32) and len(users) == 150
+    assert sorted(zip(users.tolist(), pos.tolist())) == sorted(map(tuple, data.train.t().tolist()))
+    assert (data.train_matrix.toarray()[users.numpy(), neg.numpy()] == 0).all()  # negatives are unseen
+
+
+def test_bpr_loss() -> None:
+    zeros = torch.zeros(4)
+    assert float(bpr_loss(zeros, zeros)) == pytest.approx(math.log(2))
+    # L2: lambda * (|p|^2 = 4 * 1) / B = 0.5 * 4 / 4
+    assert float(bpr_loss(zeros, zeros, [torch.ones(4)], lambda_reg=0.5)) == pytest.approx(math.log(2) + 0.5)
+
+
+def test_early_stopping_restores_the_best_weights() -> None:
+    module = torch.nn.Linear(2, 1)
+    stopper = EarlyStopping(patience=2)
+    with torch.no_grad():
+        module.weight.fill_(1.0)
+    assert stopper.step(0.5, module, epoch=5)
+    with torch.no_grad():
+        module.weight.fill_(2.0)
+    assert not stopper.step(0.3, module, epoch=10) and not stopper.should_stop
+    assert not stopper.step(float("nan"), module, epoch=15) and stopper.should_stop
+    stopper.restore(module)
+    assert module.weight.tolist() == [[1.0, 1.0]] and stopper.best_epoch == 5 and stopper.best == 0.5
+    with pytest.raises(KgrecError, match="no best weights"):
+        EarlyStopping(patience=1).restore(module)
+
+
+# --- learning on planted clusters ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def popularity_ndcg() -> float:
+    return evaluate(Popularity().fit(planted()), planted(), "test", ks=(10,))["ndcg@10"]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: MFBPR(16, epochs=40, lr=0.05, batch_size=32, eval_every=2, patience=5, weight_decay=1e-4),
+        lambda: LightGCNRec(16, 2, epochs=40, lr=0.05, batch_size=32, eval_every=2, patience=5),
+    ],
+    ids=["MF-BPR", "LightGCN"],
+)
+def test_trained_models_beat_popularity(make, popularity_ndcg: float) -> None:
+    data = planted()
+    model = make().fit(data)  # well under a second on an idle CPU
+    ndcg = evaluate(model, data, "test", ks=(10,))["ndcg@10"]
+    assert ndcg > popularity_ndcg + 0.2, (ndcg, popularity_ndcg)
+
+    # history: one record per epoch, validations every 2 epochs, and the kept weights are the best ones
+    history = model.history
+    assert all(isinstance(r, EpochRecord) for r in history)
+    assert [r.epoch for r in history] == list(range(1, len(history) + 1))
+    validated = {r.epoch: r.val["ndcg@20"] for r in history if r.val}
+    assert set(validated) == {e for e in range(1, len(history) + 1) if e % 2 == 0 or e == 40}
+    assert validated[model.best_epoch] == max(validated.values())
+    assert evaluate(model, data, "val", ks=(20,))["ndcg@20"] == pytest.approx(validated[model.best_epoch])
+
+
+def test_training_is_seeded() -> None:
+    data = planted()
+    a = MFBPR(8, epochs=3, lr=0.05, batch_size=32, seed=1).fit(data)
+    b = MFBPR(8, epochs=3, lr=0.05, batch_size=32, seed=1).fit(data)
+    c = MFBPR(8, epochs=3, lr=0.05, batch_size=32, seed=2).fit(data)
+    users = torch.arange(30)
+    assert torch.equal(a.score(users), b.score(users)) and not torch.equal(a.score(users), c.score(users))
+
+
+def test_item_knn_beats_popularity(popularity_ndcg: float) -> None:
+    data = planted()
+    assert evaluate(ItemKNN(k=20).fit(data), data, "test", ks=(10,))["ndcg@10"] > popularity_ndcg + 0.2

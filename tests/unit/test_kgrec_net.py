@@ -1,0 +1,111 @@
+"""KGRecNet on tiny random graphs: shapes, gradients, fusion weights, cold items, ablations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kgrec.model.data import RecData
+from kgrec.model.kgrec_net import KGRec, KGRecConfig, KGRecNet
+from kgrec.model.training import TrainConfig
+
+U, I, E, T = 12, 10, 6, 8
+
+
+def tiny(seed: int = 0, cold: int = 9) -> RecData:
+    """12 users, 10 items (item ``cold`` never in training), 6 entities in 2 relations."""
+    g = torch.Generator().manual_seed(seed)
+    users = torch.arange(U).repeat_interleave(4)
+    items = torch.randint(0, I - 1, (U * 4,), generator=g)
+    items[items >= cold] += 1  # no training interaction on the cold item
+    train = torch.unique(torch.stack([users, items]), dim=1)
+    test = torch.tensor([[0, 1, 2], [cold, 3, cold]])
+    kg = {"genre": torch.tensor([[0, 1, 2, cold, 3], [0, 0, 1, 1, 2]]), "mood": torch.tensor([[3, 4, cold], [4, 5, 5]])}
+    return RecData(U, I, E, train, torch.empty(2, 0, dtype=torch.long), test, torch.ones(train.shape[1]),
+                   item_entity=kg, follows=torch.tensor([[0, 1], [1, 2]]))
+
+
+def net(config: KGRecConfig = KGRecConfig(dim=16, num_layers=2), text: bool = True) -> tuple[KGRecNet, RecData]:
+    data = tiny()
+    torch.manual_seed(0)
+    item_text = torch.randn(I, T)
+    item_text[5] = 0  # item 5 has no text
+    model = KGRecNet(U, I, E, 2, item_text if text else None, torch.randn(E, T) if text else None, config)
+    model.attach(data, {"genre": 0, "mood": 1})
+    return model, data
+
+
+def test_shapes_and_repr() -> None:
+    model, _ = net()
+    users, items = model()
+    assert users.shape == (U, 16) and items.shape == (I, 16)
+    assert repr(model) == "KGRecNet(12, 10, 6, dim=16, num_layers=2, parts=['id', 'text', 'kg'])"
+
+
+def test_gradients_reach_every_part() -> None:
+    model, data = net()
+    users, items = model()
+    (users[data.train[0]] * items[data.train[1]]).sum().backward()
+    for name in ("user_emb.weight", "item_emb.weight", "text_mlp.0.weight", "entity_emb.weight",
+                 "relation_emb.weight", "att_proj.weight", "value_proj.weight", "fusion_proj.weight", "fusion_query"):
+        grad = dict(model.named_parameters())[name].grad
+        assert grad is not None and grad.abs().sum() > 0, name
+
+
+def test_fusion_weights_sum_to_one_over_available_parts() -> None:
+    model, _ = net()
+    weights = model.fusion_weights()
+    assert weights.shape == (I, 3)
+    assert torch.allclose(weights.sum(1), torch.ones(I))
+    assert weights[9, 0] == 0  # the cold item has no id part
+    assert weights[5, 1] == 0  # item 5 has no text
+    assert weights[6, 2] == 0 and weights[0, 2] > 0  # item 6 has no facts, item 0 has
+
+
+def test_cold_item_is_scored_from_text_and_knowledge() -> None:
+    model, _ = net()
+    _, items = model.embeddings()
+    before = items[9].clone()
+    with torch.no_grad():
+        model.item_emb.weight[9] += 100.0  # its (untrained) id embedding must not matter
+    model.train(False)
+    _, items = model.embeddings()
+    assert torch.isfinite(items[9]).all() and torch.allclose(items[9], before)
+
+
+@pytest.mark.parametrize("config, parts", [
+    (KGRecConfig(dim=8, use_text=False), ["id", "kg"]),
+    (KGRecConfig(dim=8, use_kg=False), ["id", "text"]),
+    (KGRecConfig(dim=8, use_text=False, use_kg=False, num_layers=1), ["id"]),
+])
+def test_ablations(config: KGRecConfig, parts: list[str]) -> None:
+    model, _ = net(config)
+    assert f"parts={parts}" in repr(model)
+    weights = model.fusion_weights()
+    assert torch.allclose(weights.sum(1), torch.ones(I))
+    if "text" not in parts:
+        assert (weights[:, 1] == 0).all()
+    if "kg" not in parts:
+        assert (weights[:, 2] == 0).all()
+
+
+def test_social_links_change_the_propagation() -> None:
+    plain, _ = net(KGRecConfig(dim=8, use_social=False))
+    social, _ = net(KGRecConfig(dim=8, use_social=True))
+    assert social.adjacency._nnz() == plain.adjacency._nnz() + 4
+
+
+@pytest.mark.parametrize("kwargs", [{"dim": 0}, {"id_dropout": 1.0}, {"num_layers": -1}])
+def test_bad_config(kwargs: dict) -> None:
+    with pytest.raises(Exception, match="must be"):
+        KGRecConfig(**kwargs)
+
+
+def test_fit_and_score() -> None:
+    data = tiny()
+    model = KGRec(torch.randn(I, T), None, KGRecConfig(dim=8, num_layers=1),
+                  TrainConfig(epochs=3, batch_size=16, eval_every=1, patience=2))
+    model.fit(data)
+    scores = model.score(torch.tensor([0, 5]))
+    assert scores.shape == (2, I) and torch.isfinite(scores).all()
+    assert len(model.history) == 3

@@ -486,7 +486,8 @@ Layers = Annotated[int, typer.Option(min=0, help="Propagation layers.")]
 Epochs = Annotated[int, typer.Option(min=1, help="Most epochs (early stopping on validation nDCG@20).")]
 
 
-def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: float, patience: int, seed: int):
+def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: float, patience: int, seed: int,
+                  progress: bool):
     from kgrec.model.harness import load_data, text_vectors
     from kgrec.model.kgrec_net import KGRecConfig
     from kgrec.model.text import TextEncoder
@@ -494,7 +495,7 @@ def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: floa
 
     settings = get_settings()
     data = load_data(export_dir)
-    encoder = TextEncoder(settings.text_model, settings.data_dir / "text_cache", progress=True)
+    encoder = TextEncoder(settings.text_model, settings.data_dir / "text_cache", progress=progress)
     with console.status(f"Encoding item and entity text with {settings.text_model} ..."):
         items, entities = text_vectors(data, encoder)
     stats = encoder.stats
@@ -519,7 +520,7 @@ def train(
     """Train KGRec (text + knowledge graph + collaborative signal, attention fusion) on an export."""
     from kgrec.model.harness import build, results_dict, run, save_checkpoint, write_results
 
-    data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed)
+    data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed, progress)
     model = build("kgrec", items, entities, config, train_config, progress)
     result = run("kgrec", model, data)
     path = save_checkpoint(model, out / "kgrec.pt", {"export": str(export), "metrics": result.metrics})
@@ -547,7 +548,7 @@ def evaluate_models(
     """Train and compare models on the export's split (full ranking, training items excluded)."""
     from kgrec.model.harness import build, run, write_results
 
-    data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed)
+    data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed, progress)
     results = []
     for name in [m.strip() for m in models.split(",") if m.strip()]:
         console.print(f"[bold]{name}[/bold] ...")

@@ -151,20 +151,25 @@ MERGE_ITEMS = (
 # quadratic in the batch size. These queries test existence by expanding from the head, whose degree is
 # small (an item's facts, a user's history), and CREATE what is missing: same result as MERGE for a batch
 # without duplicate keys, which validation guarantees. Two loads of the same rows must not run at once.
-# Interactions MERGE on (user, item, kind). A row whose user had no interaction at all before this batch
-# (a new user; or one whose batch failed and rolled back) cannot match an existing relationship, so it is
-# CREATEd: ``row.fresh``, looked up per batch with USERS_WITH_INTERACTIONS, skips MERGE's check.
-MERGE_INTERACTIONS = (
-    "UNWIND $rows AS row "
-    f"MERGE (u:{quote(Label.USER)} {{id: row.user_id}}) "
-    f"WITH u, row MATCH (i:{quote(Label.ITEM)} {{id: row.item_id}}) "
-    "CALL (u, i, row) { "
-    f"  WITH * WHERE row.fresh CREATE (u)-[r:{quote(RelType.INTERACTED)} {{kind: row.kind}}]->(i) RETURN r "
-    "  UNION "
-    f"  WITH * WHERE NOT row.fresh MERGE (u)-[r:{quote(RelType.INTERACTED)} {{kind: row.kind}}]->(i) RETURN r "
-    "} "
+# Interactions MERGE on (user, item, kind). A batch is one statement of three parts: its distinct users are
+# MERGEd once each ($users); rows that cannot match an existing relationship ($fresh: rows of a user with
+# no interaction in the graph nor in an earlier batch of the load — looked up per batch with
+# USERS_WITH_INTERACTIONS; validation has rejected repeated keys) are CREATEd, skipping MERGE's check; the
+# other rows ($known) are MERGEd.
+_SET_INTERACTION = (
     "SET r += row.props, r.ts = CASE WHEN row.ts_ms IS NULL THEN r.ts ELSE datetime({epochMillis: row.ts_ms}) END "
-    "RETURN count(r) AS written"
+)
+MERGE_INTERACTIONS = (
+    f"CALL () {{ UNWIND $users AS uid MERGE (:{quote(Label.USER)} {{id: uid}}) RETURN count(*) AS users }} "
+    "CALL () { UNWIND $fresh AS row "
+    f"  MATCH (u:{quote(Label.USER)} {{id: row.user_id}}) MATCH (i:{quote(Label.ITEM)} {{id: row.item_id}}) "
+    f"  CREATE (u)-[r:{quote(RelType.INTERACTED)} {{kind: row.kind}}]->(i) {_SET_INTERACTION}"
+    "  RETURN count(r) AS created } "
+    "CALL () { UNWIND $known AS row "
+    f"  MATCH (u:{quote(Label.USER)} {{id: row.user_id}}) MATCH (i:{quote(Label.ITEM)} {{id: row.item_id}}) "
+    f"  MERGE (u)-[r:{quote(RelType.INTERACTED)} {{kind: row.kind}}]->(i) {_SET_INTERACTION}"
+    "  RETURN count(r) AS merged } "
+    "RETURN created + merged AS written"
 )
 USERS_WITH_INTERACTIONS = (
     f"UNWIND $ids AS id MATCH (u:{quote(Label.USER)} {{id: id}}) "

@@ -35,7 +35,7 @@ import json
 import re
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -168,24 +168,45 @@ def _export_once(graph: Graph, subgraph: SubgraphFilter, page_size: int, progres
     items = _keyset(graph, q.EXPORT_ITEMS_OF_ENTITY if subgraph.entity else q.EXPORT_ITEMS, page_size, entity=subgraph.entity)
     users = _select_users(graph, subgraph, page_size)
     item_index = pd.Index(items["id"])
+    user_index = pd.Index(users)
     outside: dict[str, int] = {}
 
-    interactions = _by_ids(graph, q.EXPORT_INTERACTIONS, users, page_size, progress, "interactions")
-    if subgraph.entity is not None:  # the filter: only interactions with the category's items
-        interactions = interactions[interactions["tail"].isin(item_index)]
-        active = set(interactions["head"])
-        users = [u for u in users if u in active]
-    user_index = pd.Index(users)
+    # Each page of edges becomes integer indices (and float attributes) as it arrives: the graph's string
+    # ids are only ever held one page at a time.
+    kinds: dict[str, int] = {}
+    inter = _Columns(_by_ids(graph, q.EXPORT_INTERACTIONS, users, page_size, progress, "interactions",
+                             lambda page: _interaction_page(page, user_index, item_index, kinds)))
+    missing_item = inter.drop("tail")  # -1: not an item of the export
+    if subgraph.entity is None:
+        _count(outside, "interactions", missing_item)
+    else:  # the filter: only interactions with the category's items, and the users who have some
+        active = np.unique(inter["head"])
+        user_index = user_index[active]
+        inter["head"] = np.searchsorted(active, inter["head"])
+    _count(outside, "interactions", inter.drop("head"))
 
-    knowledge = _by_ids(graph, q.EXPORT_ITEM_ENTITY, list(item_index), page_size, progress, "item knowledge")
+    relation_codes: dict[str, int] = {}
     if subgraph.entity is None:
         entities = _keyset(graph, q.EXPORT_ENTITIES, page_size)
-    else:
-        entities = _by_ids(graph, q.EXPORT_ENTITIES_BY_ID, sorted(set(knowledge["tail"])), page_size, False, "entities")
-    entity_index = pd.Index(entities["id"]).sort_values()
-    entities = entities.set_index("id").loc[entity_index].reset_index()
-    entity_knowledge = _by_ids(graph, q.EXPORT_ENTITY_ENTITY, list(entity_index), page_size, progress, "entity knowledge")
-    follows = _by_ids(graph, q.EXPORT_FOLLOWS, users, page_size, progress, "follows")
+        entity_index = pd.Index(entities["id"]).sort_values()  # the database's string order may differ
+        entities = entities.set_index("id").loc[entity_index].reset_index()
+        knowledge = _Columns(_by_ids(graph, q.EXPORT_ITEM_ENTITY, list(item_index), page_size, progress, "item knowledge",
+                                     lambda page: _link_page(page, item_index, entity_index, relation_codes)))
+    else:  # the entities are those the category's items link to: known only once their links are read
+        frame = pd.concat(_by_ids(graph, q.EXPORT_ITEM_ENTITY, list(item_index), page_size, progress, "item knowledge", pd.DataFrame),
+                          ignore_index=True)
+        entities = pd.concat(_by_ids(graph, q.EXPORT_ENTITIES_BY_ID, sorted(set(frame["tail"])), page_size, False, "entities", pd.DataFrame),
+                             ignore_index=True)
+        entity_index = pd.Index(entities["id"]).sort_values()
+        entities = entities.set_index("id").loc[entity_index].reset_index()
+        knowledge = _Columns([_link_page(frame.to_dict("list"), item_index, entity_index, relation_codes)])
+    _count(outside, "item knowledge", knowledge.drop("head", "tail"))
+    entity_knowledge = _Columns(_by_ids(graph, q.EXPORT_ENTITY_ENTITY, list(entity_index), page_size, progress, "entity knowledge",
+                                        lambda page: _link_page(page, entity_index, entity_index, relation_codes)))
+    _count(outside, "entity knowledge", entity_knowledge.drop("head", "tail"))
+    follows = _Columns(_by_ids(graph, q.EXPORT_FOLLOWS, list(user_index), page_size, progress, "follows",
+                               lambda page: _link_page(page, user_index, user_index, None)))
+    _count(outside, "follows", follows.drop("head", "tail"))
 
     data = HeteroData()
     data["user"].node_id = list(user_index)
@@ -201,25 +222,25 @@ def _export_once(graph: Graph, subgraph: SubgraphFilter, page_size: int, progres
     data["entity"].type = torch.from_numpy(pd.Index(type_names).get_indexer(types).astype(np.int64))
     data.entity_types = type_names
 
-    ei, keep = _edge_index(interactions, user_index, item_index, "interactions", outside)
-    kept = interactions[keep]
-    ts = kept["ts_ms"].astype(float).to_numpy() / 1000.0
-    attrs = np.column_stack([kept["weight"].astype(float), kept["rating"].astype(float), ts]).astype(np.float32)
-    _set_edges(data, INTERACTS, ei, edge_attr=torch.from_numpy(attrs).reshape(-1, len(INTERACTION_ATTRS)))
-    kinds = kept["kind"].astype(str)
-    data.interaction_kinds = sorted(kinds.unique())
-    data[INTERACTS].kind = torch.from_numpy(pd.Index(data.interaction_kinds).get_indexer(kinds).astype(np.int64))
+    attrs = np.column_stack([inter["weight"], inter["rating"], inter["ts"]]).astype(np.float32, copy=False)
+    _set_edges(data, INTERACTS, inter.edge_index(), edge_attr=torch.from_numpy(attrs).reshape(-1, len(INTERACTION_ATTRS)))
+    kind_names = sorted(kinds)  # codes were given in order of arrival: renumber them by name
+    recode = np.empty(len(kinds), dtype=np.int64)
+    recode[[kinds[k] for k in kind_names]] = np.arange(len(kinds))
+    data.interaction_kinds = kind_names
+    data[INTERACTS].kind = torch.from_numpy(recode[inter["kind"]] if len(kinds) else np.empty(0, dtype=np.int64))
 
     relations: dict[str, str] = {}
-    for head_type, frame, head_index in (("item", knowledge, item_index), ("entity", entity_knowledge, entity_index)):
-        for relation, part in frame.groupby("relation", sort=True):
-            name = _edge_name(str(relation), relations)
-            ei, _ = _edge_index(part, head_index, entity_index, f"{head_type} {relation}", outside)
-            _set_edges(data, (head_type, name, "entity"), ei)
+    names = {code: relation for relation, code in relation_codes.items()}
+    for head_type, columns in (("item", knowledge), ("entity", entity_knowledge)):
+        order = np.argsort(columns["relation"], kind="stable")  # edge order kept within each relation
+        codes = columns["relation"][order]
+        for code in sorted(np.unique(codes), key=lambda c: names[c]):
+            picked = order[codes == code]
+            edge_index = torch.from_numpy(np.vstack([columns["head"][picked], columns["tail"][picked]]))
+            _set_edges(data, (head_type, _edge_name(names[code], relations), "entity"), edge_index)
     data.relations = relations
-
-    ei, _ = _edge_index(follows, user_index, user_index, "follows", outside)
-    _set_edges(data, FOLLOWS, ei)
+    _set_edges(data, FOLLOWS, follows.edge_index())
     meta = {
         "counts": {
             "users": len(user_index), "items": len(item_index), "entities": len(entity_index),
@@ -232,6 +253,76 @@ def _export_once(graph: Graph, subgraph: SubgraphFilter, page_size: int, progres
         "outside_snapshot": outside,
     }
     return Export(data=data, meta=meta)
+
+
+Page = dict[str, np.ndarray]
+
+
+def _interaction_page(page: dict[str, list], users: pd.Index, items: pd.Index, kinds: dict[str, int]) -> Page:
+    return {
+        "head": users.get_indexer(page["head"]),
+        "tail": items.get_indexer(page["tail"]),
+        "weight": np.asarray(page["weight"], dtype=np.float32),
+        "rating": np.asarray(page["rating"], dtype=np.float32),
+        "ts": (np.asarray(page["ts_ms"], dtype=np.float64) / 1000.0).astype(np.float32),
+        "kind": np.fromiter((kinds.setdefault(k, len(kinds)) for k in page["kind"]), dtype=np.int64, count=len(page["kind"])),
+    }
+
+
+def _link_page(page: dict[str, list], heads: pd.Index, tails: pd.Index, relations: dict[str, int] | None) -> Page:
+    out = {"head": heads.get_indexer(page["head"]), "tail": tails.get_indexer(page["tail"])}
+    if relations is not None:
+        out["relation"] = np.fromiter((relations.setdefault(r, len(relations)) for r in page["relation"]),
+                                      dtype=np.int64, count=len(page["relation"]))
+    return out
+
+
+class _Columns:
+    """Pages of equal-named arrays joined into one array per column.
+
+    Each column is built into a fresh buffer page by page while the pages are released, so joining takes
+    the result's memory plus one page, not twice the result."""
+
+    def __init__(self, pages: list[Page]) -> None:
+        self.columns: Page = {}
+        if not pages:
+            return
+        keys, total = list(pages[0]), sum(len(p["head"]) for p in pages)
+        for key in keys:
+            self.columns[key] = np.empty(total, dtype=pages[0][key].dtype)
+        at = 0
+        while pages:
+            page = pages.pop(0)
+            n = len(page["head"])
+            for key in keys:
+                self.columns[key][at : at + n] = page[key]
+            at += n
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self.columns.get(key, np.empty(0, dtype=np.int64))
+
+    def __setitem__(self, key: str, value: np.ndarray) -> None:
+        self.columns[key] = value
+
+    def drop(self, *keys: str) -> int:
+        """Drop the rows where any of ``keys`` is -1 (an id outside the export); return how many."""
+        if not self.columns:
+            return 0
+        keep = np.ones(len(self.columns["head"]), dtype=bool)
+        for key in keys:
+            keep &= self.columns[key] >= 0
+        dropped = int((~keep).sum())
+        if dropped:
+            self.columns = {key: value[keep] for key, value in self.columns.items()}
+        return dropped
+
+    def edge_index(self) -> torch.Tensor:
+        return torch.from_numpy(np.vstack([self["head"], self["tail"]]).astype(np.int64, copy=False))
+
+
+def _count(outside: dict[str, int], what: str, dropped: int) -> None:
+    if dropped:
+        outside[what] = outside.get(what, 0) + dropped
 
 
 def _select_users(graph: Graph, subgraph: SubgraphFilter, page_size: int) -> list[str]:
@@ -258,23 +349,26 @@ def _keyset(graph: Graph, query: str, page_size: int, **params: Any) -> pd.DataF
         after = page["id"][-1]
 
 
-def _by_ids(graph: Graph, query: str, ids: list[str], page_size: int, progress: bool, what: str) -> pd.DataFrame:
-    """The rows that ``query`` returns for ``ids``, read in pages of about ``page_size`` rows.
+def _by_ids(graph: Graph, query: str, ids: list[str], page_size: int, progress: bool, what: str,
+            convert: Callable[[dict[str, list]], Any]) -> list[Any]:
+    """The rows that ``query`` returns for ``ids``, read in pages of about ``page_size`` rows, each page
+    passed through ``convert`` as it arrives (so that only converted pages accumulate).
 
     A page asks for the edges of a run of source ids. How many ids make ``page_size`` rows depends on
     their degree, so a first, small page measures the mean degree and sets the run length for the rest.
     The remaining pages are read by ``READ_WORKERS`` sessions at once — Neo4j runs each query on one core,
-    so a second query keeps the database busy while Python decodes the previous page — and are put back
-    in order. At most ``READ_WORKERS + 1`` pages are in memory at a time.
+    so a second query keeps the database busy while Python converts the previous page — and are put back
+    in order. At most ``READ_WORKERS + 1`` raw pages are in memory at a time.
     """
     if not ids:  # no ids: the columns still come from the query
-        return pd.DataFrame(graph.read_columns(query, ids=[]))
+        return [convert(graph.read_columns(query, ids=[]))]
     first = min(64, page_size, len(ids))
     page = graph.read_columns(query, ids=ids[:first])
     rows = len(next(iter(page.values())))
     run = max(1, min(page_size, int(first * page_size / max(rows, 1))))
     starts = range(first, len(ids), run)
-    parts = [pd.DataFrame(page)]
+    parts = [convert(page)]
+    del page
     with tqdm(total=len(ids), desc=f"export {what}", unit="node", disable=not progress, leave=False) as bar, \
             ThreadPoolExecutor(max_workers=READ_WORKERS) as pool:
         bar.update(first)
@@ -282,26 +376,17 @@ def _by_ids(graph: Graph, query: str, ids: list[str], page_size: int, progress: 
         for start in starts:
             pending.append((start, pool.submit(graph.read_columns, query, ids=ids[start : start + run])))
             if len(pending) > READ_WORKERS:
-                parts.append(_collect(pending, bar, run, len(ids)))
+                parts.append(_collect(pending, bar, run, len(ids), convert))
         while pending:
-            parts.append(_collect(pending, bar, run, len(ids)))
-    return pd.concat(parts, ignore_index=True)
+            parts.append(_collect(pending, bar, run, len(ids), convert))
+    return parts
 
 
-def _collect(pending: deque, bar: tqdm, run: int, total: int) -> pd.DataFrame:
+def _collect(pending: deque, bar: tqdm, run: int, total: int, convert: Callable[[dict[str, list]], Any]) -> Any:
     start, future = pending.popleft()
-    frame = pd.DataFrame(future.result())
+    converted = convert(future.result())
     bar.update(min(run, total - start))
-    return frame
-
-
-def _edge_index(frame: pd.DataFrame, heads: pd.Index, tails: pd.Index, what: str, outside: dict[str, int]) -> tuple[torch.Tensor, np.ndarray]:
-    src = heads.get_indexer(frame["head"]) if len(frame) else np.empty(0, dtype=np.int64)
-    dst = tails.get_indexer(frame["tail"]) if len(frame) else np.empty(0, dtype=np.int64)
-    keep = (src >= 0) & (dst >= 0)
-    if not keep.all():
-        outside[what] = outside.get(what, 0) + int((~keep).sum())
-    return torch.from_numpy(np.vstack([src[keep], dst[keep]]).astype(np.int64)), keep
+    return converted
 
 
 def _set_edges(data: HeteroData, edge_type: tuple[str, str, str], edge_index: torch.Tensor, **attrs: torch.Tensor) -> None:

@@ -26,6 +26,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -372,15 +373,20 @@ def load_dataset(
 
 
 def write_dataset(graph: Graph, dataset: Dataset, options: LoadOptions, report: LoadReport) -> None:
-    """Write a validated dataset, table by table, one batch per transaction."""
+    """Write a validated dataset, table by table, one batch per transaction.
+
+    The rows of batch k+1 are prepared in a second thread while batch k is being written — Neo4j works on
+    one core, Python on the other. Batches are still written one after another, in order.
+    """
     tables = dataset.tables()
-    plan: list[tuple[str, str, Callable[[pd.DataFrame], list[dict[str, Any]]]]] = [  # in dependency order
+    loaded_users: set[str] = set()  # users whose interactions earlier batches of this load wrote
+    plan: list[tuple[str, str, Callable[[pd.DataFrame], list[dict[str, Any]] | dict[str, Any]]]] = [  # in dependency order
         ("relations", q.MERGE_RELATIONS, _relation_rows),
         ("entities", q.MERGE_ENTITIES, _entity_rows),
         ("items", q.MERGE_ITEMS, _item_rows),
         ("item_entity", q.MERGE_ITEM_ENTITY, lambda f: _plain_rows(f, ["item_id", "relation", "entity_id"])),
         ("entity_entity", q.MERGE_ENTITY_ENTITY, lambda f: _plain_rows(f, ["head_id", "relation", "tail_id"])),
-        ("interactions", q.MERGE_INTERACTIONS, lambda f: _interaction_rows(f, graph)),
+        ("interactions", q.MERGE_INTERACTIONS, lambda f: _interaction_rows(f, graph, loaded_users)),
         ("user_links", q.MERGE_FOLLOWS, lambda f: _plain_rows(f, ["user_id", "other_id"])),
     ]
     for table, query, to_rows in plan:
@@ -390,12 +396,18 @@ def write_dataset(graph: Graph, dataset: Dataset, options: LoadOptions, report: 
         written = 0
         created: dict[str, int] = {}
         bar = tqdm(total=len(frame), desc=f"{dataset.name}: {table}", unit="row", disable=not options.progress, leave=False)
-        with bar:
-            for start in range(0, len(frame), options.batch_size):
+        starts = range(0, len(frame), options.batch_size)
+        with bar, ThreadPoolExecutor(max_workers=1) as prepare:
+            upcoming = prepare.submit(to_rows, frame.iloc[0 : options.batch_size])
+            for start in starts:
                 batch = frame.iloc[start : start + options.batch_size]
-                rows = to_rows(batch)
+                rows = upcoming.result()
+                if start + options.batch_size < len(frame):
+                    upcoming = prepare.submit(to_rows, frame.iloc[start + options.batch_size : start + 2 * options.batch_size])
+                params = rows if isinstance(rows, dict) else {"rows": rows}
+                expected = len(batch)
                 try:
-                    records, counters = graph.write_returning(query, rows=rows)
+                    records, counters = graph.write_returning(query, **params)
                 except KgrecError:
                     raise
                 except Exception as e:  # a driver or database error inside this batch's transaction
@@ -404,9 +416,9 @@ def write_dataset(graph: Graph, dataset: Dataset, options: LoadOptions, report: 
                         "Earlier batches are committed and this one is not; run the same load again to complete it"
                     ) from e
                 got = records[0]["written"] if records else 0
-                if got != len(rows):
+                if got != expected:
                     raise LoadError(
-                        f"loading {table}: a batch of {len(rows)} rows wrote {got} — rows referring to nodes that "
+                        f"loading {table}: a batch of {expected} rows wrote {got} — rows referring to nodes that "
                         "vanished during the load (deleted concurrently?); run the load again"
                     )
                 written += got
@@ -455,21 +467,25 @@ def _item_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{"id": i, "props": p} for i, p in zip(frame["item_id"], props)]
 
 
-def _interaction_rows(frame: pd.DataFrame, graph: Graph) -> list[dict[str, Any]]:
-    """Rows for MERGE_INTERACTIONS; ``fresh`` marks users with no interaction in the graph yet."""
+def _interaction_rows(frame: pd.DataFrame, graph: Graph, loaded_users: set[str]) -> dict[str, Any]:
+    """Parameters of MERGE_INTERACTIONS for one batch: its distinct ``users``, and its rows split into
+    ``fresh`` (CREATE: the relationship cannot exist yet — the user has no interaction in the graph nor in
+    an earlier batch of this load, ``loaded_users``, updated here since batches are prepared in order) and
+    ``known`` (MERGE)."""
     users = frame["user_id"].unique().tolist()
-    seen = set(graph.read_columns(q.USERS_WITH_INTERACTIONS, ids=users)["ids"])
-    fresh = [u not in seen for u in frame["user_id"]]
+    seen = set(graph.read_columns(q.USERS_WITH_INTERACTIONS, ids=users)["ids"]) | loaded_users
+    first = ~frame["user_id"].isin(seen).to_numpy()  # validation has rejected repeated (user, item, kind) keys
+    loaded_users.update(users)
     props = _props(frame, ["rating", "weight"])
     if "timestamp" in frame.columns:
         millis = (frame["timestamp"] - EPOCH) // pd.Timedelta(milliseconds=1)  # any datetime resolution
         ts_ms = [None if pd.isna(m) else int(m) for m in millis]
     else:
         ts_ms = [None] * len(frame)
-    return [
-        {"user_id": u, "item_id": i, "kind": k, "props": p, "ts_ms": t, "fresh": f}
-        for u, i, k, p, t, f in zip(frame["user_id"], frame["item_id"], frame["kind"], props, ts_ms, fresh)
-    ]
+    fresh, known = [], []
+    for u, i, k, p, t, f in zip(frame["user_id"], frame["item_id"], frame["kind"], props, ts_ms, first):
+        (fresh if f else known).append({"user_id": u, "item_id": i, "kind": k, "props": p, "ts_ms": t})
+    return {"users": users, "fresh": fresh, "known": known}
 
 
 def _plain_rows(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:

@@ -206,3 +206,17 @@ def test_reserved_item_columns_are_refused(graph: Graph) -> None:
     items = pd.DataFrame({"item_id": ["a"], "title": ["A"], "embedding_a": ["x"]})
     with pytest.raises(DataFormatError, match=r"\['embedding_a'\] are written by kgrec itself"):
         load_dataset(graph, Dataset("r", interactions=pd.DataFrame({"user_id": [], "item_id": []}), items=items), QUIET)
+
+
+def test_a_new_users_interactions_across_batches_are_created_once(graph: Graph) -> None:
+    """A new user's rows are CREATEd without MERGE's check only in the batch where the user first appears
+    (batches are prepared ahead of the write); later batches and a second load MERGE."""
+    graph.write("UNWIND range(1, 5) AS n CREATE (:Item {id: 'i' + n, title: 'T' + n})")
+    interactions = pd.DataFrame({"user_id": ["new"] * 5, "item_id": [f"i{n}" for n in range(1, 6)],
+                                 "weight": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    dataset = Dataset("spread", interactions=interactions)
+    first = load_dataset(graph, dataset, LoadOptions(batch_size=2, progress=False))
+    again = load_dataset(graph, dataset, LoadOptions(batch_size=2, progress=False))
+    rows = graph.read("MATCH (:User {id: 'new'})-[r:INTERACTED]->(i) RETURN i.id AS item, r.weight AS w ORDER BY item")
+    assert rows == [{"item": f"i{n}", "w": float(n)} for n in range(1, 6)]
+    assert first.created["interactions"] == 6 and again.created["interactions"] == 0  # 5 relationships + the user

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from pathlib import Path
@@ -559,6 +560,79 @@ def evaluate_models(
     paths = write_results(results, out, f"Comparison on {export}")
     console.print(paths["md"].read_text())
     console.print(f"Written: {paths['md']}, {paths['csv']}, {paths['png']}")
+
+
+# -- kgrec run / recommend ----------------------------------------------------------------------------
+@app.command("run")
+def run_pipeline_cmd(
+    top_k: Annotated[int, typer.Option("--top-k", min=1, max=1000, help="Recommendations written per user.")] = 50,
+    run_id: Annotated[Optional[str], typer.Option(help="The ModelRun id (default: run-<UTC timestamp>).")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="Load this kgrec.pt (or run folder) instead of training.")] = None,
+    dim: Dim = 64,
+    layers: Layers = 3,
+    epochs: Epochs = 200,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 5e-3,
+    patience: Annotated[int, typer.Option(min=1, help="Validations without improvement before stopping.")] = 5,
+    seed: Annotated[int, typer.Option()] = 0,
+    keep_runs: Annotated[int, typer.Option(min=0, help="Inactive runs kept; older ones are pruned.")] = 2,
+    progress: Progress = True,
+) -> None:
+    """Export, train (or load a checkpoint), score, write back and activate a run."""
+    from kgrec.model.kgrec_net import KGRecConfig
+    from kgrec.model.training import TrainConfig
+    from kgrec.pipeline import PipelineConfig, run_pipeline
+
+    config = PipelineConfig(
+        run_id=run_id, top_k=top_k, checkpoint=checkpoint, keep_runs=keep_runs,
+        model=KGRecConfig(dim=dim, num_layers=layers),
+        train=TrainConfig(epochs=epochs, lr=lr, batch_size=8192, eval_every=2, patience=patience, seed=seed),
+    )
+    settings = get_settings()
+    with _graph() as graph:
+        result = run_pipeline(graph, settings, config, progress=progress, say=console.print)
+    console.print(_table(f"Run {result.run_id}", ["step", "seconds"], [(k, f"{v:.1f}") for k, v in result.seconds.items()]))
+    if result.metrics:
+        console.print("Test metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if k != "users"))
+
+
+@app.command("recommend")
+def recommend_cmd(
+    user: Annotated[str, typer.Argument(help="A user id.")],
+    k: Annotated[int, typer.Option(min=1, max=100, help="How many.")] = 10,
+) -> None:
+    """Print a user's top-K from the active run, with explanations and the Cypher that returns them."""
+    from kgrec.graph_schema import queries as q
+
+    with _graph() as graph:
+        rows = graph.read(q.TOP_K_ACTIVE, user=user, k=k)
+    if not rows:
+        raise KgrecError(f"no recommendations for user {user!r} in the active run (unknown user, or no active run: `kgrec run`)")
+    table = _table(f"Top {k} for user {user}", ["rank", "item", "score", "why"], [])
+    for row in rows:
+        why = json.loads(row["explanation"])["text"] if row["explanation"] else ""
+        table.add_row(str(row["rank"]), f"{row['title']} ({row['item']})", f"{row['score']:.3f}", why)
+    console.print(table)
+    console.print("The same from Cypher:\n"
+                  "  MATCH (run:ModelRun {active: true})\n"
+                  f"  MATCH (:User {{id: {json.dumps(user)}}})-[r:RECOMMENDED]->(i:Item) WHERE r.run = run.id\n"
+                  f"  RETURN i.id, i.title, r.score, r.rank, r.explanation ORDER BY r.rank LIMIT {k}", highlight=False)
+
+
+@app.command("refresh")
+def refresh_cmd(
+    run_id: Annotated[Optional[str], typer.Option(help="The new run's id (default: refresh-<UTC timestamp>).")] = None,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", min=1, max=1000, help="Default: the active run's.")] = None,
+    progress: Progress = True,
+) -> None:
+    """Pick up graph edits without retraining: re-encode changed text, recompute embeddings and lists."""
+    from kgrec.refresh import refresh
+
+    with _graph() as graph:
+        result = refresh(graph, get_settings(), run_id=run_id, top_k=top_k, progress=progress, say=console.print)
+    console.print(_table(f"Run {result.run_id} (refresh of {result.refreshed_from}) is active", ["change", "count"],
+                         [(k, str(v)) for k, v in result.changes.items()]))
+    if result.changed_users:
+        console.print(f"Users whose top-K changed (first 10): {', '.join(result.changed_users[:10])}")
 
 
 # -- kgrec serve ---------------------------------------------------------------------------------------

@@ -49,14 +49,19 @@ class Graph:
         self._user = user
 
     @classmethod
-    def connect(cls, settings: Settings, *, verify: bool = True) -> Graph:
-        """Open a driver from settings and, with ``verify``, check that Neo4j answers with these credentials."""
+    def connect(cls, settings: Settings, *, verify: bool = True, max_retry_seconds: float | None = None) -> Graph:
+        """Open a driver from settings and, with ``verify``, check that Neo4j answers with these credentials.
+
+        ``max_retry_seconds`` bounds how long a query retries while Neo4j is unreachable (the driver's
+        default is 30 s; a server answering requests wants a quick failure instead)."""
+        retry = {} if max_retry_seconds is None else {"max_transaction_retry_time": max_retry_seconds}
         try:
             driver = GraphDatabase.driver(
                 settings.neo4j_uri,
                 auth=(settings.neo4j_user, settings.neo4j_password),
                 connection_timeout=10.0,
                 notifications_min_severity=NotificationMinimumSeverity.OFF,  # "label does not exist yet" noise
+                **retry,
             )
         except (ConfigurationError, ValueError) as e:
             raise ConfigError(f"NEO4J_URI {settings.neo4j_uri!r} is not usable: {e}") from e

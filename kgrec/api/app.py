@@ -1,53 +1,82 @@
-"""The FastAPI application: health and readiness for now; recommendation routes come with write-back."""
+"""The FastAPI application: recommendations, explanations, similar items, writes, runs, health.
+
+Errors are JSON ``{"detail": ...}`` throughout: the services' errors (:mod:`kgrec.api.errors`) and the
+gateway's become status codes here — 404 unknown, 409 conflict, 422 invalid, 503 when Neo4j is unreachable
+or no run is active. The Neo4j driver opens in the lifespan (the server may be down then) and reconnects
+by itself when Neo4j comes back.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from kgrec import __version__
+from kgrec.api.errors import Conflict, InvalidReference, NoActiveRun, NotFound
+from kgrec.api.routes import interactions, items, ops, runs, users
+from kgrec.api.serving import ItemMatrixCache, PopularCache
 from kgrec.config import Settings, get_settings
 from kgrec.db import Graph
-from kgrec.errors import KgrecError
+from kgrec.errors import KgrecError, Neo4jAuthError, Neo4jUnavailable
+from kgrec.model.text import TextEncoder
+
+log = logging.getLogger(__name__)
+
+STATUS = {NotFound: 404, Conflict: 409, NoActiveRun: 503, Neo4jUnavailable: 503, Neo4jAuthError: 503, KgrecError: 500}
 
 
-def get_graph(request: Request) -> Graph:
-    return request.app.state.graph
+def create_app(
+    settings: Settings | None = None, *, neo4j_retry_seconds: float = 2.0, popular_ttl: float = 300.0
+) -> FastAPI:
+    """Build the app; the Neo4j driver opens in the lifespan (not at import) and may start unreachable.
 
-
-GraphDep = Annotated[Graph, Depends(get_graph)]
-
-
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; the Neo4j driver opens in the lifespan (not at import) and may start unreachable."""
+    Args:
+        settings: defaults to the process settings (environment and ``.env``).
+        neo4j_retry_seconds: how long a query retries while Neo4j is unreachable before the request gets 503.
+        popular_ttl: seconds the popular-items list is cached.
+    """
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.graph = Graph.connect(settings, verify=False)
+        app.state.settings = settings
+        app.state.graph = Graph.connect(settings, verify=False, max_retry_seconds=neo4j_retry_seconds)
+        app.state.item_matrices = ItemMatrixCache()
+        app.state.popular = PopularCache(ttl=popular_ttl)
+        app.state.text_encoder = TextEncoder(settings.text_model, settings.data_dir / "text_cache")
+        app.state.item_embedders = {}
         try:
             yield
         finally:
             app.state.graph.close()
 
     app = FastAPI(title="kgrec", version=__version__, lifespan=lifespan)
-
-    @app.get("/health", tags=["ops"])
-    def read_health() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
-
-    @app.get("/ready", tags=["ops"], responses={503: {"description": "Neo4j is unreachable"}})
-    def read_ready(graph: GraphDep) -> JSONResponse:
-        """Readiness: Neo4j answers with the configured credentials."""
-        try:
-            graph.ping()
-        except KgrecError as e:
-            return JSONResponse(status_code=503, content={"status": "unavailable", "detail": str(e)})
-        return JSONResponse(content={"status": "ready", "database": graph.database})
-
+    for router in (ops.router, users.router, items.router, interactions.router, runs.router):
+        app.include_router(router)
+    for error in STATUS:
+        app.add_exception_handler(error, _kgrec_error)
+    app.add_exception_handler(InvalidReference, _invalid_reference)
+    app.add_exception_handler(Exception, _unexpected_error)
     return app
+
+
+async def _kgrec_error(request: Request, exc: Exception) -> JSONResponse:
+    status = next(code for error, code in STATUS.items() if isinstance(exc, error))
+    if status == 500:
+        log.error("%s %s failed: %s", request.method, request.url.path, exc)
+    return JSONResponse(status_code=status, content={"detail": str(exc)})
+
+
+async def _invalid_reference(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidReference)
+    detail = [{"loc": list(loc), "msg": msg, "type": "value_error"} for loc, msg in exc.problems]
+    return JSONResponse(status_code=422, content={"detail": detail})
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(status_code=500, content={"detail": "internal server error"})

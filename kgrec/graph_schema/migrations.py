@@ -96,6 +96,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             "`vector.similarity_function`: 'cosine'}}",
         ),
     ),
+    Migration(
+        5,
+        "unique interaction event ids",
+        # The API's POST /interactions is idempotent on event_id. MERGE locks the user and item before it
+        # creates, so a retry racing its first attempt is written once even without this; but Neo4j
+        # guarantees MERGE's uniqueness only with a constraint, and only a constraint turns an event_id
+        # reused for another user or item into an error (409) rather than a second event. The constraint
+        # brings its own index, so the plain one of migration 2 goes (a constraint cannot be created over
+        # an index of the same schema).
+        (
+            "DROP INDEX interacted_event_id IF EXISTS",
+            f"CREATE CONSTRAINT interacted_event_id_unique IF NOT EXISTS FOR ()-[r:{quote(RelType.INTERACTED)}]-() "
+            f"REQUIRE r.{quote('event_id')} IS UNIQUE",
+        ),
+    ),
 )
 
 

@@ -331,6 +331,16 @@ DELETE_RUN_RECOMMENDATIONS = (
     "CALL (rec) { DELETE rec } IN TRANSACTIONS OF 10000 ROWS"
 )
 DELETE_RUN = f"MATCH (r:{quote(Label.MODEL_RUN)} {{id: $run}}) WHERE NOT r.active DELETE r"
+RUN_LISTS = (  # kgrec refresh: the lists of a run for a page of users, ids in rank order
+    f"UNWIND $ids AS uid MATCH (:{quote(Label.USER)} {{id: uid}})-[r:{quote(RelType.RECOMMENDED)}]->(i:{quote(Label.ITEM)}) "
+    "WHERE r.run = $run WITH uid, r.rank AS rank, i.id AS item ORDER BY uid, rank "
+    "RETURN uid AS user, collect(item) AS items"
+)
+AWAIT_INDEX = "CALL db.awaitIndex($name, $seconds)"
+SET_RUN_CHECKPOINT = (
+    f"MATCH (r:{quote(Label.MODEL_RUN)} {{id: $run}}) WHERE r.status = 'writing' "
+    "SET r.checkpoint = $checkpoint, r.top_k = $top_k"
+)
 TOP_K_ACTIVE = (
     f"MATCH (run:{quote(Label.MODEL_RUN)} {{active: true}}) "
     f"MATCH (:{quote(Label.USER)} {{id: $user}})-[r:{quote(RelType.RECOMMENDED)}]->(i:{quote(Label.ITEM)}) "
@@ -346,4 +356,155 @@ ITEM_TEXT_PAGE = _node_page(
     Label.ITEM,
     f"{_ID}, collect(coalesce(n.title, '')) AS title, {_TEXT}, collect(coalesce(n.text_hash, '')) AS text_hash, "
     "collect(coalesce(n.text_model, '')) AS text_model, collect(n.text_embedding IS NOT NULL) AS has_embedding",
+)
+
+
+# -- API (kgrec.api) ---------------------------------------------------------------------------------
+# Every request starts from the active run; activated_at stays a DATETIME inside Cypher (compared with
+# INTERACTED.ts there) and leaves as ISO text.
+_USER, _ITEM, _ENTITY, _RUN = (quote(label) for label in (Label.USER, Label.ITEM, Label.ENTITY, Label.MODEL_RUN))
+_INTERACTED, _FOLLOWS, _RELATES_TO, _RECOMMENDED = (
+    quote(t) for t in (RelType.INTERACTED, RelType.FOLLOWS, RelType.RELATES_TO, RelType.RECOMMENDED)
+)
+API_ACTIVE_RUN = (
+    f"MATCH (r:{_RUN} {{active: true}}) "
+    "RETURN r.id AS id, r.embedding_slot AS slot, toString(r.activated_at) AS activated_at, "
+    "r.checkpoint AS checkpoint, r.top_k AS top_k"
+)
+API_LIST_RUNS = (
+    f"MATCH (r:{_RUN}) RETURN r.id AS id, r.active AS active, r.status AS status, r.embedding_slot AS slot, "
+    "toString(r.created_at) AS created_at, toString(r.activated_at) AS activated_at, r.params AS params, "
+    "r.metrics AS metrics, r.counts AS counts, r.checkpoint AS checkpoint, r.top_k AS top_k "
+    "ORDER BY r.created_at DESC, r.id DESC"
+)
+
+
+def _slot_props(slot: str) -> tuple[str, str]:
+    """The quoted slot property and its run tag (``embedding_a``, ``embedding_a_run``); only known slots."""
+    if slot not in EMBEDDING_SLOTS:
+        _refuse_slot(slot)
+    return quote(slot), quote(f"{slot}_run")
+
+
+def api_user_state(slot: str) -> str:
+    """What serving a user needs: their vector in the run's slot (only if that run wrote it), the items they
+    interacted with (all, and since the run was activated) and whether the run holds a list for them."""
+    vector, tag = _slot_props(slot)
+    return (
+        f"MATCH (u:{_USER} {{id: $user}}) MATCH (run:{_RUN} {{id: $run}}) "
+        f"RETURN CASE WHEN u.{tag} = run.id THEN u.{vector} END AS vector, "
+        f"[(u)-[:{_INTERACTED}]->(i:{_ITEM}) | i.id] AS seen, "
+        f"[(u)-[r:{_INTERACTED}]->(i:{_ITEM}) WHERE r.ts > run.activated_at | i.id] AS recent, "
+        f"EXISTS {{ MATCH (u)-[rec:{_RECOMMENDED}]->() WHERE rec.run = run.id }} AS has_list"
+    )
+
+
+API_PRECOMPUTED = (
+    f"MATCH (:{_USER} {{id: $user}})-[rec:{_RECOMMENDED}]->(i:{_ITEM}) WHERE rec.run = $run "
+    "RETURN i.id AS item_id, i.title AS title, rec.score AS score ORDER BY rec.rank, i.id"
+)
+
+
+def api_item_vector_page(slot: str) -> str:
+    """One keyset page of the items the run wrote into its slot, as one record of parallel lists."""
+    vector, tag = _slot_props(slot)
+    return (
+        f"MATCH (n:{_ITEM}) WHERE n.id > $after AND n.{tag} = $run WITH n ORDER BY n.id LIMIT $page "
+        f"RETURN collect(n.id) AS id, collect(n.{vector}) AS vector"
+    )
+
+
+API_ITEM_TITLES = f"UNWIND $ids AS id MATCH (i:{_ITEM} {{id: id}}) RETURN i.id AS id, i.title AS title"
+API_ENTITY_ITEMS = (
+    f"OPTIONAL MATCH (e:{_ENTITY} {{id: $entity}}) "
+    f"RETURN e IS NOT NULL AS found, CASE WHEN e IS NULL THEN [] ELSE [(e)<-[:{_RELATES_TO}]-(i:{_ITEM}) | i.id] END AS ids"
+)
+# popularity = INTERACTED in-degree (a degree count, no scan of the relationships)
+API_POPULAR_ITEMS = (
+    f"MATCH (i:{_ITEM}) WITH i, COUNT {{ (i)<-[:{_INTERACTED}]-() }} AS interactions WHERE interactions > 0 "
+    "RETURN i.id AS item_id, i.title AS title, interactions ORDER BY interactions DESC, item_id LIMIT $limit"
+)
+
+# explanations: the stored one of the active run, and live paths counted in full, the first $limit returned
+API_STORED_RECOMMENDATION = (
+    f"MATCH (:{_USER} {{id: $user}})-[rec:{_RECOMMENDED}]->(:{_ITEM} {{id: $item}}) WHERE rec.run = $run "
+    "RETURN rec.score AS score, rec.rank AS rank, rec.explanation AS explanation ORDER BY rec.rank LIMIT 1"
+)
+
+
+def api_item_vector(slot: str) -> str:
+    """The item's vector in the run's slot, if that run wrote it."""
+    vector, tag = _slot_props(slot)
+    return f"MATCH (i:{_ITEM} {{id: $item}}) RETURN CASE WHEN i.{tag} = $run THEN i.{vector} END AS vector"
+
+
+# user → interacted item → entity ← the item; rarer entities (fewer items) first: they say more
+API_ENTITY_PATHS = (
+    f"MATCH (:{_USER} {{id: $user}})-[:{_INTERACTED}]->(via:{_ITEM}) WHERE via.id <> $item "
+    "WITH DISTINCT via "
+    f"MATCH (via)-[r:{_RELATES_TO}]->(e:{_ENTITY})<-[:{_RELATES_TO}]-(:{_ITEM} {{id: $item}}) "
+    "WITH DISTINCT via, r.relation AS relation, e "
+    f"WITH via, relation, e, COUNT {{ (e)<-[:{_RELATES_TO}]-(:{_ITEM}) }} AS entity_items "
+    "ORDER BY entity_items, via.id, e.id, relation "
+    "WITH collect({via_item: via.id, via_item_title: via.title, relation: relation, entity: e.id, "
+    "entity_name: e.name, entity_items: entity_items}) AS paths "
+    "RETURN size(paths) AS count, paths[..$limit] AS paths"
+)
+# user → followed user → the item; followers who interacted with it most often first
+API_SOCIAL_PATHS = (
+    f"MATCH (u:{_USER} {{id: $user}})-[:{_FOLLOWS}]->(f:{_USER}) WHERE f <> u "
+    "WITH DISTINCT f "
+    f"WITH f, COUNT {{ (f)-[:{_INTERACTED}]->(:{_ITEM} {{id: $item}}) }} AS interactions WHERE interactions > 0 "
+    "ORDER BY interactions DESC, f.id "
+    "WITH collect({via_user: f.id, interactions: interactions}) AS paths "
+    "RETURN size(paths) AS count, paths[..$limit] AS paths"
+)
+
+
+# similar items: the index is asked for one more than wanted, since the item finds itself
+def api_item_vectors_present(slot: str | None) -> str:
+    """Which vectors the item has: the run's slot (if that run wrote it; false without a run) and text."""
+    model = "false"
+    if slot is not None:
+        vector, tag = _slot_props(slot)
+        model = f"(i.{tag} = $run AND i.{vector} IS NOT NULL)"
+    return f"MATCH (i:{_ITEM} {{id: $item}}) RETURN coalesce({model}, false) AS model, i.text_embedding IS NOT NULL AS text"
+
+
+def api_similar_by_slot(slot: str) -> str:
+    vector, tag = _slot_props(slot)
+    return (
+        f"MATCH (i:{_ITEM} {{id: $item}}) "
+        f"CALL db.index.vector.queryNodes($index, $k + 1, i.{vector}) YIELD node, score "
+        f"WITH i, node, score WHERE node <> i AND node.{tag} = $run "
+        "RETURN node.id AS item_id, node.title AS title, score ORDER BY score DESC, item_id LIMIT $k"
+    )
+
+
+API_SIMILAR_BY_TEXT = (
+    f"MATCH (i:{_ITEM} {{id: $item}}) "
+    "CALL db.index.vector.queryNodes($index, $k + 1, i.text_embedding) YIELD node, score "
+    "WITH i, node, score WHERE node <> i "
+    "RETURN node.id AS item_id, node.title AS title, score ORDER BY score DESC, item_id LIMIT $k"
+)
+
+# writes: an interaction is one relationship per client event_id (unique: migration 5); the user is
+# created if new, the item must exist (no row comes back otherwise)
+API_RECORD_INTERACTION = (
+    f"MATCH (i:{_ITEM} {{id: $item}}) MERGE (u:{_USER} {{id: $user}}) "
+    f"MERGE (u)-[r:{_INTERACTED} {{event_id: $event_id}}]->(i) "
+    "ON CREATE SET r.kind = $kind, r.weight = $weight, r.rating = $rating, "
+    "r.ts = CASE WHEN $ts_ms IS NULL THEN datetime() ELSE datetime({epochMillis: $ts_ms}) END "
+    "RETURN r.event_id AS event_id"
+)
+API_INTERACTION_BY_EVENT = (
+    f"MATCH (u:{_USER})-[r:{_INTERACTED} {{event_id: $event_id}}]->(i:{_ITEM}) RETURN u.id AS user_id, i.id AS item_id"
+)
+# the item and its links in one transaction; the caller has checked that the entities and relations exist
+API_CREATE_ITEM = (
+    f"CREATE (i:{_ITEM} {{id: $id}}) SET i += $attributes SET i.title = $title, i.text = $text "
+    "WITH i CALL (i) { "
+    f"  UNWIND $links AS link MATCH (e:{_ENTITY} {{id: link.entity_id}}) "
+    f"  CREATE (i)-[:{_RELATES_TO} {{relation: link.relation}}]->(e) RETURN count(*) AS linked "
+    "} RETURN linked"
 )

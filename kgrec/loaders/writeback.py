@@ -90,6 +90,7 @@ def _ensure_index(graph: Graph, label: Label, slot: str, dimension: int) -> None
     if existing is not None and existing["dimensions"] != dimension:
         graph.run_autocommit(q.DROP_INDEX, name=name)  # the slot is not being served: safe to rebuild
     graph.run_autocommit(q.create_embedding_index(label, slot, dimension))
+    graph.run_autocommit(q.AWAIT_INDEX, name=name, seconds=300)  # queries on a populating index fail
 
 
 def write_recommendations(graph: Graph, run: Run, recommendations: pd.DataFrame, *, batch_users: int = 500) -> int:

@@ -53,12 +53,14 @@ class RecData:
     data: HeteroData | None = None
 
     @classmethod
-    def from_hetero(cls, data: HeteroData) -> RecData:
-        """Read the split and side information out of an exported HeteroData."""
+    def from_hetero(cls, data: HeteroData, all_train: bool = False) -> RecData:
+        """Read the split and side information out of an exported HeteroData (``all_train``: every
+        interaction is training data, whatever the split — for scoring with a trained model)."""
         store = data[INTERACTS]
-        if "split" not in store:
+        if "split" not in store and not all_train:
             raise KgrecError("the export has no split: export it with --split random|leave_last_out|temporal")
-        edges, split = store.edge_index, store.split
+        edges = store.edge_index
+        split = torch.full((edges.shape[1],), TRAIN, dtype=torch.int8) if all_train else store.split
         weight = store.edge_attr[:, 0].clone()
         weight[torch.isnan(weight)] = 1.0
         item_entity = {

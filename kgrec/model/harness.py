@@ -29,7 +29,7 @@ from kgrec.model.text import TextEncoder
 from kgrec.model.training import TrainConfig
 
 MODELS = ("kgrec", "popularity", "itemknn", "mf-bpr", "lightgcn", "text")
-ABLATIONS = ("kgrec-no-text", "kgrec-no-kg", "kgrec-kg-shuffled")
+ABLATIONS = ("kgrec-no-text", "kgrec-no-kg", "kgrec-kg-shuffled", "kgrec-no-neighbourhood")
 
 
 @dataclass
@@ -85,11 +85,13 @@ def build(name: str, item_vectors: torch.Tensor | None, entity_vectors: torch.Te
                                      train, name="KGRec w/o KG", progress=progress),
         "kgrec-kg-shuffled": lambda: KGRec(item_vectors, entity_vectors, config, train, name="KGRec, KG shuffled",
                                            progress=progress),
+        "kgrec-no-neighbourhood": lambda: KGRec(item_vectors, entity_vectors,
+                                                KGRecConfig(**{**config.as_dict(), "neighbourhood": False}), train,
+                                                name="KGRec w/o neighbourhood", progress=progress),
         "popularity": Popularity,
         "itemknn": ItemKNN,
-        "mf-bpr": lambda: MFBPR(config.dim, progress=progress, **{**base, "lr": 1e-3, "batch_size": 2048}),
-        "lightgcn": lambda: LightGCNRec(config.dim, config.num_layers, progress=progress,
-                                        **{**base, "lr": 1e-3, "batch_size": 2048}),
+        "mf-bpr": lambda: MFBPR(config.dim, progress=progress, **base),
+        "lightgcn": lambda: LightGCNRec(config.dim, config.num_layers, progress=progress, **base),
         "text": lambda: TextSimilarity(item_vectors),
     }
     if name not in factories:

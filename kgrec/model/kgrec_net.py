@@ -33,6 +33,8 @@ when ``use_social``), with the fused items as the items' layer 0:
 and the score :math:`\hat{y}_{ui} = \mathbf{x}_u^\top \mathbf{x}_i`. Training is BPR
 (:func:`~kgrec.model.training.fit_bpr`).
 
+The served score adds an item-neighbourhood channel, weighted on validation (:class:`KGRec`).
+
 Why this shape: KGAT-style attention lets each item weigh its facts (a genre matters more than a
 producer); LightGCN's parameter-free propagation is the strongest simple collaborative model on these data
 sizes; and fusing at the item, with readable weights, both explains a recommendation ("mostly its text")
@@ -46,15 +48,17 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import scipy.sparse as sp
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import scatter, softmax
 
 from kgrec.errors import KgrecError
+from kgrec.model.baselines import ItemKNN
 from kgrec.model.data import RecData
+from kgrec.model.evaluate import evaluate
 from kgrec.model.training import EpochRecord, TrainConfig, bpr_loss, fit_bpr, seeded
 
 PARTS = ("id", "text", "kg")
+BETAS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # weights of the neighbourhood channel tried on validation
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ class KGRecConfig:
         use_kg (bool): use the knowledge part. (default: ``True``)
         use_social (bool): propagate over ``FOLLOWS`` links too. (default: ``False``)
         id_dropout (float): probability of hiding an item's id part in a training step. (default: ``0.1``)
+        neighbourhood (bool): add the item-neighbourhood channel to the score (see :class:`KGRec`).
+            (default: ``True``)
     """
 
     dim: int = 64
@@ -76,6 +82,7 @@ class KGRecConfig:
     use_kg: bool = True
     use_social: bool = False
     id_dropout: float = 0.1
+    neighbourhood: bool = True
 
     def __post_init__(self) -> None:
         if self.dim < 1 or self.num_layers < 0:
@@ -187,19 +194,61 @@ class KGRecNet(nn.Module):
         return torch.stack([id_part, text_part, kg_part], 1), torch.stack([id_mask, text_mask, kg_mask], 1)
 
     def _knowledge(self, item_base: Tensor) -> tuple[Tensor, Tensor]:
+        return self._attend(item_base, self.kg_item, self.kg_relation, self.kg_entity, self.num_items)[:2]
+
+    def _attend(self, item_base: Tensor, kg_item: Tensor, kg_relation: Tensor, kg_entity: Tensor,
+                num_items: int) -> tuple[Tensor, Tensor, Tensor]:
+        """KGAT attention of items over their (relation, entity) links:
+        ``([n, d] knowledge, [n] has links, [E] attention weights)``."""
         z = self.entity_emb.weight
         if self.entity_text is not None:
             z = z + self.text_mlp(self.entity_text)
-        z_e = z[self.kg_entity]  # [E, d]
-        r = self.relation_emb(self.kg_relation)  # [E, d]
-        h = item_base[self.kg_item]  # [E, d]
+        z_e = z[kg_entity]  # [E, d]
+        r = self.relation_emb(kg_relation)  # [E, d]
+        h = item_base[kg_item]  # [E, d]
         logits = (self.att_proj(z_e) * torch.tanh(self.att_proj(h) + r)).sum(-1)  # [E]
-        weight = softmax(logits, self.kg_item, num_nodes=self.num_items)
+        weight = softmax(logits, kg_item, num_nodes=num_items)
         messages = weight.unsqueeze(-1) * (self.value_proj(z_e) + r)
-        knowledge = scatter(messages, self.kg_item, dim=0, dim_size=self.num_items, reduce="sum")
-        has_kg = torch.zeros(self.num_items, dtype=torch.bool, device=knowledge.device)
-        has_kg[self.kg_item] = True
-        return knowledge, has_kg
+        knowledge = scatter(messages, kg_item, dim=0, dim_size=num_items, reduce="sum")
+        has_kg = torch.zeros(num_items, dtype=torch.bool, device=knowledge.device)
+        has_kg[kg_item] = True
+        return knowledge, has_kg, weight
+
+    def new_item_embeddings(
+        self, text: Tensor | None, kg_item: Tensor, kg_relation: Tensor, kg_entity: Tensor, num_new: int
+    ) -> tuple[Tensor, Tensor]:
+        r"""Final embeddings of ``num_new`` items that are not in the graph the model was trained on (cold
+        start): no id part and no interaction edges, so propagation leaves them their fused layer 0, scaled
+        by the layer mean, :math:`\mathbf{h}_i / (L + 1)`. ``text``: ``[num_new, t]`` vectors (rows of zeros:
+        no text); ``kg_*``: their knowledge links (new-item index, relation index, entity index). Returns
+        ``([num_new, d] embeddings, [num_new, 3] fusion weights)``."""
+        d = self.config.dim
+        device = self.user_emb.weight.device
+        zeros = torch.zeros(num_new, d, device=device)
+        no = torch.zeros(num_new, dtype=torch.bool, device=device)
+        text_part, text_mask = zeros, no
+        if self.use_text and text is not None:
+            text_part, text_mask = self.text_mlp(text.float()), text.abs().sum(1) > 0
+        kg_part, kg_mask = zeros, no
+        if self.use_kg and kg_item.numel():
+            base = text_part * text_mask.unsqueeze(-1)
+            kg_part, kg_mask, _ = self._attend(base, kg_item, kg_relation, kg_entity, num_new)
+        nothing = ~(text_mask | kg_mask)  # an item with neither: its untrained mean id part would be noise
+        parts = torch.stack([zeros, text_part, kg_part], 1)
+        items, alpha = self.fuse(parts, torch.stack([nothing, text_mask, kg_mask], 1))
+        return items / (self.config.num_layers + 1), alpha
+
+    def knowledge_attention(self) -> Tensor:
+        """``[E]`` the attention weight of each knowledge link (``kg_item``, ``kg_relation``, ``kg_entity``) at
+        inference: for each item, its links' weights sum to 1."""
+        if not (self.use_kg and self.kg_item.numel()):
+            return torch.empty(0)
+        with torch.no_grad():
+            parts, mask = self.item_parts()
+            id_mask, text_mask = mask[:, 0] & self.item_has_id, mask[:, 1]
+            count = (id_mask.float() + text_mask.float()).clamp(min=1).unsqueeze(-1)
+            base = (parts[:, 0] * id_mask.unsqueeze(-1) + parts[:, 1] * text_mask.unsqueeze(-1)) / count
+            return self._attend(base, self.kg_item, self.kg_relation, self.kg_entity, self.num_items)[2]
 
     def fuse(self, parts: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Attention over the available parts: ``([num_items, d] items, [num_items, 3] weights)``."""
@@ -266,7 +315,18 @@ def _normalized_adjacency(data: RecData, use_social: bool) -> Tensor:
 
 
 class KGRec:
-    """The trainable recommender around :class:`KGRecNet`: ``fit(data)``, ``score(users)``.
+    r"""The trainable recommender around :class:`KGRecNet`: ``fit(data)``, ``score(users)``.
+
+    With ``config.neighbourhood`` the score has a second, non-parametric collaborative channel: the
+    item-neighbourhood score of :class:`~kgrec.model.baselines.ItemKNN` fitted on the same interactions,
+
+    .. math::
+        s_{ui} = z_u(\mathbf{x}_u^\top \mathbf{x}_i) + \beta\, z_u\big(\textstyle\sum_{j \in N(u)} s_{ji}\big),
+
+    where :math:`z_u` standardises a user's scores over the items and :math:`\beta \in` ``BETAS`` is chosen
+    on validation after training (:math:`\beta = 0`: embeddings alone). Short co-occurrence paths are what
+    the embeddings smooth away; on small, dense data they carry much of the signal. Embedding lookups (the
+    vector index, on-the-fly scores) use the first term alone.
 
     Args:
         item_vectors (torch.Tensor, optional): ``[num_items, t]`` text vectors of the items (zeros: no text).
@@ -291,6 +351,8 @@ class KGRec:
         self.history: list[EpochRecord] = []
         self.best_epoch: int | None = None
         self.relation_index: dict[str, int] = {}
+        self.knn: ItemKNN | None = None
+        self.beta: float = 0.0
 
     def fit(self, data: RecData) -> KGRec:
         self.relation_index = {name: k for k, name in enumerate(sorted(data.item_entity))}
@@ -315,13 +377,47 @@ class KGRec:
             return bpr_loss(pos_s, neg_s, params, self.train_config.weight_decay)
 
         self.history, self.best_epoch = fit_bpr(self, net, data, self.train_config, batch_loss, progress=self.progress)
+        if self.config.neighbourhood:
+            self.knn = ItemKNN().fit(data)
+            self.beta = self._choose_beta(data)
         return self
+
+    def _choose_beta(self, data: RecData) -> float:
+        """The weight of the neighbourhood channel with the best validation nDCG@``val_k`` (1.0 without
+        validation interactions)."""
+        if not data.val.numel():
+            return 1.0
+        k = self.train_config.val_k
+        scores = {}
+        for beta in BETAS:
+            self.beta = beta
+            scores[beta] = evaluate(self, data, "val", ks=(k,))[f"ndcg@{k}"]
+        return max(BETAS, key=lambda b: (scores[b], -b))
+
+    def serve_on(self, data: RecData) -> None:
+        """Point the trained model at ``data`` (for serving: every interaction as history): the propagation
+        graph and the neighbourhood channel follow it; items keep an id part only where training gave one."""
+        if self.net is None:
+            raise KgrecError("KGRec is not fitted: call fit(data) first")
+        trained = self.net.item_has_id.clone()
+        self.net.attach(data, self.relation_index)
+        self.net.item_has_id = self.net.item_has_id & trained
+        if self.knn is not None:
+            self.knn = ItemKNN().fit(data)
 
     def score(self, users: Tensor) -> Tensor:
         if self.net is None:
             raise KgrecError("KGRec is not fitted: call fit(data) first")
         u, i = self.net.embeddings()
-        return u[users.long()] @ i.T
+        scores = u[users.long()] @ i.T
+        if self.knn is None or not self.beta:
+            return scores
+        return _standardise(scores) + self.beta * _standardise(self.knn.score(users).float())
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.net or self.config})"
+
+
+def _standardise(scores: Tensor) -> Tensor:
+    """Each user's scores to mean 0 and standard deviation 1 over the items."""
+    return (scores - scores.mean(1, keepdim=True)) / (scores.std(1, keepdim=True) + 1e-9)

@@ -143,11 +143,11 @@ def test_cli_schema_apply_show_check(settings, graph: Graph, tmp_path) -> None:
     assert checked.returncode == 1 and "Item.title" in checked.stdout
 
 
-def test_api_health_and_ready(settings) -> None:
+def test_api_health_and_ready(settings, graph: Graph) -> None:  # graph: a wiped database, no run
     with TestClient(create_app(settings)) as client:
         assert client.get("/health").json() == {"status": "ok"}
-        ready = client.get("/ready")
-        assert ready.status_code == 200 and ready.json()["status"] == "ready"
+        ready = client.get("/ready")  # Neo4j answers, but ready needs an active run too (tests/integration/test_api.py)
+        assert ready.status_code == 503 and ready.json()["status"] == "no_active_run"
     down = make_settings(neo4j_uri=f"bolt://127.0.0.1:{free_port()}", neo4j_password_="whatever-123")
     with TestClient(create_app(down)) as client:
         assert client.get("/health").status_code == 200

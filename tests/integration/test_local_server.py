@@ -55,7 +55,7 @@ def test_start_apply_stop_start_keeps_data(local_env: dict[str, str], tmp_path: 
     with _graph(local_env) as graph:
         rows = graph.read("MATCH (u:User)-[r:INTERACTED]->(i:Item) RETURN u.id AS u, r.weight AS w, i.id AS i")
         assert rows == [{"u": "persisted", "w": 2.0, "i": "i1"}]
-        assert graph.read("MATCH (m:KgrecMigration) RETURN count(m) AS n")[0]["n"] == 4
+        assert graph.read("MATCH (m:KgrecMigration) RETURN count(m) AS n")[0]["n"] == 5
     up_to_date = run_cli("schema", "apply", env=local_env, cwd=tmp_path)
     assert "The schema is up to date." in up_to_date.stdout
 

@@ -1,0 +1,328 @@
+"""Quality benchmark: every model on the same split of three real datasets, and the table in docs/results.md.
+
+    .venv/bin/python benchmarks/quality.py                 # all three datasets, all models (about an hour on 2 cores)
+    .venv/bin/python benchmarks/quality.py --datasets hetrec-lastfm --models kgrec,itemknn
+
+For each dataset it loads the adapter's files (``--data``, default ``../shared/data``) into a throwaway local
+Neo4j (or ``--uri``, which it WIPES), exports the graph with the per-user random split (seed 0: 20 % of
+each user's interactions for test, 10 % for validation, the rest for training; every model trains on the
+training part only and early-stops on validation), then trains and evaluates every model — full ranking of
+the whole catalogue, training and validation items excluded — and the cold-start protocol: 10 % of the
+items that have text or knowledge links (seeded) lose all their training and validation interactions, which
+become test interactions; models are retrained on what is left and rank the whole catalogue for the users
+who had interacted with those items; only the cold items count as relevant.
+
+Writes, under ``--out`` (default ``benchmarks/results/quality``): per dataset ``<name>/results.{md,csv}``,
+``<name>/curves.png`` (training loss and validation nDCG@20), ``<name>/cold_start.csv``; and ``--docs``
+(default ``docs/results.md``) with every table, the goals and ``docs/img/quality.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated")
+warnings.filterwarnings("ignore", message=r"Sparse invariant checks")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import MIB, RssSampler, log, neo4j_server, phase, release_free_memory  # noqa: E402
+
+from kgrec import __version__  # noqa: E402
+from kgrec.config import Settings  # noqa: E402
+from kgrec.db import Graph  # noqa: E402
+from kgrec.graph_schema.migrations import apply_migrations, drop_everything  # noqa: E402
+from kgrec.loaders.adapters import ADAPTERS  # noqa: E402
+from kgrec.loaders.export import export_subgraph  # noqa: E402
+from kgrec.loaders.ingest import LoadOptions, load_dataset  # noqa: E402
+from kgrec.loaders.splits import SplitSpec  # noqa: E402
+from kgrec.model.data import RecData  # noqa: E402
+from kgrec.model.evaluate import evaluate, evaluate_cold_start  # noqa: E402
+from kgrec.model.harness import ABLATIONS, MODELS, Result, build, markdown_table, shuffled_knowledge, text_vectors, write_results  # noqa: E402
+from kgrec.model.kgrec_net import KGRecConfig  # noqa: E402
+from kgrec.model.text import TextEncoder, resolve_model  # noqa: E402
+from kgrec.model.training import TrainConfig  # noqa: E402
+
+DATASETS = {  # adapter -> folder under --data
+    "hetrec-lastfm": "hetrec-lastfm-2k",
+    "movielens": "ml-latest-small",
+    "recbole": "recbole-ml100k-kg",
+}
+TITLES = {"hetrec-lastfm": "HetRec Last.FM-2k", "movielens": "MovieLens ml-latest-small",
+          "recbole": "RecBole ml-100k + Freebase KG"}
+SPLIT = SplitSpec(kind="random", val=0.1, test=0.2, seed=0)
+BASELINES = ("popularity", "itemknn", "mf-bpr", "lightgcn", "text")
+COLD_MODELS = ("popularity", "itemknn", "text", "kgrec", "kgrec-no-neighbourhood")
+COLD_SHARE = 0.1
+GOAL_RATIO = 1.05
+GOAL_COLD_VS_POPULARITY = 2.0
+KS = (10, 20)
+
+
+@dataclass
+class Run:
+    key: str
+    result: Result
+    peak_mib: float
+    beta: float | None = None  # KGRec's neighbourhood weight, chosen on validation
+
+
+def main() -> None:
+    args = parse_args()
+    names = [n.strip() for n in args.datasets.split(",") if n.strip()]
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    for name in names:
+        if name not in DATASETS:
+            raise SystemExit(f"unknown dataset {name!r}: choose from {', '.join(DATASETS)}")
+        if not (args.data / DATASETS[name]).is_dir():
+            raise SystemExit(f"{args.data / DATASETS[name]} is missing: point --data at the folder that holds {DATASETS[name]}/")
+    torch.set_num_threads(args.threads)
+    config = KGRecConfig(dim=args.dim, num_layers=args.layers)
+    train = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=8192, eval_every=args.eval_every, patience=args.patience, seed=0)
+    encoder = TextEncoder(args.text_model, args.out / "text_cache", progress=False)
+    began = time.perf_counter()
+    sections = []
+    with neo4j_server(args) as server:
+        graph = Graph.connect(_settings(server))
+        try:
+            for name in names:
+                data = load_and_export(graph, name, args.data / DATASETS[name])
+                sections.append(run_dataset(name, data, models, encoder, config, train, args))
+        finally:
+            graph.close()
+    write_docs(sections, args, config, train, time.perf_counter() - began)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data",
+                        help="folder holding hetrec-lastfm-2k/, ml-latest-small/, recbole-ml100k-kg/")
+    parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated: " + ", ".join(DATASETS))
+    parser.add_argument("--models", default=",".join((*MODELS, *ABLATIONS)), help="comma-separated model names")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/quality"))
+    parser.add_argument("--docs", type=Path, default=Path("docs/results.md"), help="the markdown report ('' for none)")
+    parser.add_argument("--epochs", type=int, default=150, help="most epochs of every trained model (early stopping)")
+    parser.add_argument("--lr", type=float, default=5e-3, help="Adam's learning rate of every trained model")
+    parser.add_argument("--eval-every", type=int, default=4, help="epochs between validations")
+    parser.add_argument("--patience", type=int, default=3, help="validations without improvement before stopping")
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--text-model", default="all-MiniLM-L6-v2")
+    parser.add_argument("--no-cold-start", action="store_true", help="skip the cold-start protocol")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--uri", help="use this Neo4j (it is WIPED) instead of a throwaway local one")
+    parser.add_argument("--user", default="neo4j")
+    parser.add_argument("--password", default="")
+    parser.add_argument("--database", default="neo4j")
+    parser.add_argument("--heap", default="1g")
+    parser.add_argument("--pagecache", default="512m")
+    return parser.parse_args()
+
+
+def _settings(server) -> Settings:
+    return Settings(_env_file=None, env="development", neo4j_uri=server.uri, neo4j_user=server.user,
+                    neo4j_password_=server.password, neo4j_database=server.database)
+
+
+def load_and_export(graph: Graph, name: str, folder: Path) -> RecData:
+    with phase(f"{name}: load {folder} into Neo4j"):
+        drop_everything(graph)
+        apply_migrations(graph, dimension=384)
+        report = load_dataset(graph, ADAPTERS[name](folder), LoadOptions(progress=False))
+        log(f"  rows written: {report.written}")
+    with phase(f"{name}: export with the split {SPLIT.as_dict()}"):
+        export = export_subgraph(graph, split=SPLIT)
+        log(f"  {export.meta['counts']}; split {export.meta['split']['edges']}")
+    return RecData.from_hetero(export.data)
+
+
+def fit_and_evaluate(key: str, data: RecData, vectors, config: KGRecConfig, train: TrainConfig, cold: torch.Tensor | None = None) -> Run:
+    model = build(key, *vectors, config, train, progress=False)
+    fit_data = shuffled_knowledge(data) if key == "kgrec-kg-shuffled" else data
+    release_free_memory()
+    with RssSampler() as rss:
+        began = time.perf_counter()
+        model.fit(fit_data)
+        seconds = time.perf_counter() - began
+    metrics = evaluate(model, fit_data, "test", ks=KS) if cold is None else evaluate_cold_start(model, fit_data, cold, ks=KS)
+    history = [(r.epoch, r.loss, r.val) for r in getattr(model, "history", [])]
+    result = Result(getattr(model, "name", key), metrics, seconds, (rss.peak - rss.before) / MIB,
+                    getattr(model, "best_epoch", None), history)
+    log(f"  {key:<18} ndcg@20 {metrics['ndcg@20']:.4f}  recall@20 {metrics['recall@20']:.4f}  "
+        f"{seconds:6.1f} s  peak +{result.peak_rss_mib:.0f} MiB  best epoch {result.best_epoch}")
+    return Run(key, result, result.peak_rss_mib, getattr(model, "beta", None))
+
+
+def cold_split(data: RecData, share: float, seed: int = 0) -> tuple[RecData, torch.Tensor]:
+    """The cold-start protocol's data: a seeded ``share`` of the items with text or knowledge links and
+    with training interactions lose all their training and validation pairs to the test split."""
+    has_side = torch.zeros(data.num_items, dtype=torch.bool)
+    has_side[[k for k, t in enumerate(data.item_text) if t.strip()]] = True
+    for edges in data.item_entity.values():
+        has_side[edges[0]] = True
+    trained = torch.zeros(data.num_items, dtype=torch.bool)
+    trained[data.train[1]] = True
+    candidates = torch.nonzero(has_side & trained).flatten().numpy()
+    rng = np.random.default_rng(seed)
+    cold = torch.from_numpy(np.sort(rng.choice(candidates, size=max(1, int(share * len(candidates))), replace=False)))
+    moved = [pairs[:, torch.isin(pairs[1], cold)] for pairs in (data.train, data.val)]
+    keep_train = ~torch.isin(data.train[1], cold)
+    fields = {f: getattr(data, f) for f in data.__dataclass_fields__}
+    fields.update(train=data.train[:, keep_train], train_weight=data.train_weight[keep_train],
+                  val=data.val[:, ~torch.isin(data.val[1], cold)], test=torch.cat([data.test, *moved], dim=1))
+    return RecData(**fields), cold
+
+
+def run_dataset(name: str, data: RecData, models: list[str], encoder: TextEncoder, config: KGRecConfig,
+                train: TrainConfig, args: argparse.Namespace) -> dict:
+    with phase(f"{name}: encode item and entity text ({resolve_model(args.text_model)})"):
+        vectors = text_vectors(data, encoder)
+        log(f"  {encoder.stats.encoded} encoded, {encoder.stats.hits} from the cache")
+    runs = []
+    with phase(f"{name}: {len(models)} models on the same split"):
+        for key in models:
+            runs.append(fit_and_evaluate(key, data, vectors, config, train))
+    folder = args.out / name
+    write_results([r.result for r in runs], folder, f"{TITLES[name]}: test split")
+    cold_runs = []
+    if not args.no_cold_start:
+        cold_data, cold = cold_split(data, COLD_SHARE)
+        with phase(f"{name}: cold start, {cold.numel()} items held out of training"):
+            for key in [m for m in COLD_MODELS if m in models]:
+                cold_runs.append(fit_and_evaluate(key, cold_data, vectors, config, train, cold=cold))
+        pd.DataFrame([{"model": r.result.model, **r.result.metrics} for r in cold_runs]).to_csv(folder / "cold_start.csv", index=False)
+    counts = {"users": data.num_users, "items": data.num_items, "entities": data.num_entities,
+              "train": int(data.train.shape[1]), "val": int(data.val.shape[1]), "test": int(data.test.shape[1]),
+              "knowledge": int(sum(e.shape[1] for e in data.item_entity.values())),
+              "relations": len(data.item_entity)}
+    return {"name": name, "runs": runs, "cold": cold_runs, "counts": counts, "folder": folder}
+
+
+# -- the report ----------------------------------------------------------------------------------------
+COLUMNS = ("recall@20", "ndcg@20", "precision@20", "hit@20", "mrr", "coverage@20", "recall@10", "ndcg@10")
+
+
+def table(runs: list[Run], with_training: bool = True) -> pd.DataFrame:
+    rows = []
+    for r in runs:
+        row = {"model": r.result.model, **{c: round(r.result.metrics[c], 4) for c in COLUMNS if c in r.result.metrics}}
+        if with_training:
+            row |= {"train s": round(r.result.train_seconds, 1), "peak MiB": round(r.peak_mib),
+                    "β": r.beta if r.beta is not None else "",
+                    "best epoch": r.result.best_epoch if r.result.best_epoch is not None else ""}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def goals(section: dict) -> list[str]:
+    by_key = {r.key: r.result.metrics for r in section["runs"]}
+    lines = []
+    if "kgrec" in by_key:
+        ours = by_key["kgrec"]
+        for metric in ("ndcg@20", "recall@20"):
+            base = {k: m[metric] for k, m in by_key.items() if k in BASELINES}
+            if base:
+                best = max(base, key=base.get)
+                ratio = ours[metric] / base[best] if base[best] else float("inf")
+                lines.append(f"- {metric}: KGRec {ours[metric]:.4f} vs best baseline {best} {base[best]:.4f} → "
+                             f"**{ratio:.3f}×** (goal ≥ {GOAL_RATIO}×: {'met' if ratio >= GOAL_RATIO else 'MISSED'})")
+        for key, what in (("kgrec-no-text", "text"), ("kgrec-no-kg", "the knowledge graph"),
+                          ("kgrec-kg-shuffled", "the knowledge graph's true links (vs shuffled)"),
+                          ("kgrec-no-neighbourhood", "the neighbourhood channel")):
+            if key in by_key:
+                delta = ours["ndcg@20"] - by_key[key]["ndcg@20"]
+                rel = delta / by_key[key]["ndcg@20"] if by_key[key]["ndcg@20"] else float("nan")
+                lines.append(f"- {what} adds {delta:+.4f} nDCG@20 ({rel:+.1%}) over KGRec without it")
+    cold = {r.key: r.result.metrics for r in section["cold"]}
+    if "kgrec" in cold:
+        ours = cold["kgrec"]["ndcg@20"]
+        if "popularity" in cold:
+            pop = cold["popularity"]["ndcg@20"]
+            ratio = ours / pop if pop else float("inf")
+            lines.append(f"- cold start: KGRec nDCG@20 {ours:.4f} vs Popularity {pop:.4f} → **{ratio:.1f}×** "
+                         f"(goal ≥ {GOAL_COLD_VS_POPULARITY}×: {'met' if ratio >= GOAL_COLD_VS_POPULARITY else 'MISSED'})")
+        if "text" in cold:
+            text = cold["text"]["ndcg@20"]
+            lines.append(f"- cold start: KGRec {ours:.4f} vs text-only {text:.4f} "
+                         f"(goal: above: {'met' if ours > text else 'MISSED'})")
+    return lines
+
+
+def write_docs(sections: list[dict], args: argparse.Namespace, config: KGRecConfig, train: TrainConfig, seconds: float) -> None:
+    if not str(args.docs):
+        return
+    args.docs.parent.mkdir(parents=True, exist_ok=True)
+    image = args.docs.parent / "img" / "quality.png"
+    plot(sections, image)
+    out = [
+        "# Results: KGRec against baselines, on the same split",
+        "",
+        f"- date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
+        f"- command: `python {' '.join(shlex.quote(a) for a in sys.argv)}` ({seconds / 60:.0f} min)",
+        f"- machine: {platform.platform()}, {torch.get_num_threads()} torch threads, CPU only; kgrec {__version__}, "
+        f"torch {torch.__version__}",
+        f"- KGRec: {json.dumps(config.as_dict())}; training {json.dumps(train.as_dict())}",
+        "",
+        "**Protocol.** Implicit feedback: every user–item interaction is a positive. Per-user random split, seed 0: "
+        "20 % of each user's interactions are test, 10 % validation, the rest training (a user with few "
+        "interactions keeps them in training). Every model trains on the training part only; the trained ones "
+        "early-stop on validation nDCG@20 and keep their best weights. Full ranking of the whole catalogue "
+        "with the user's training and validation items excluded. Baselines: Popularity, ItemKNN (cosine, "
+        "k=100, shrink 10), MF-BPR and LightGCN (3 layers, 64 dimensions), trained with the same schedule as KGRec "
+        f"(Adam, lr {train.lr}, batches of {train.batch_size}, up to {train.epochs} epochs, validation every "
+        f"{train.eval_every}, patience {train.patience}), text-only (cosine of the user's mean item text vector).",
+        "",
+        "**Cold start.** 10 % of the items that have text or knowledge links lose all their training and "
+        "validation interactions to the test split; models are retrained, rank the whole catalogue for the "
+        "users who interacted with those items, and only the cold items count as relevant.",
+        "",
+        f"![nDCG@20 per model and dataset]({image.relative_to(args.docs.parent)})",
+        "",
+    ]
+    for section in sections:
+        c = section["counts"]
+        out += [f"## {TITLES[section['name']]}", "",
+                f"{c['users']:,} users, {c['items']:,} items, {c['entities']:,} entities, {c['knowledge']:,} item–entity "
+                f"links over {c['relations']} relations; interactions: {c['train']:,} train, {c['val']:,} validation, "
+                f"{c['test']:,} test. Training curves: `{section['folder'] / 'curves.png'}`.", "",
+                markdown_table(table(section["runs"])), ""]
+        if section["cold"]:
+            out += ["Cold start (held-out items only):", "", markdown_table(table(section["cold"])), ""]
+        out += ["Goals and ablations:", "", *goals(section), ""]
+    args.docs.write_text("\n".join(out))
+    log(f"written: {args.docs}, {image}")
+
+
+def plot(sections: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, max(1, len(sections)), figsize=(5 * max(1, len(sections)), 4), squeeze=False)
+    for ax, section in zip(axes[0], sections):
+        names = [r.result.model for r in section["runs"]]
+        values = [r.result.metrics["ndcg@20"] for r in section["runs"]]
+        colours = ["tab:red" if r.key.startswith("kgrec") else "tab:gray" for r in section["runs"]]
+        ax.barh(names[::-1], values[::-1], color=colours[::-1])
+        ax.set(title=TITLES[section["name"]], xlabel="nDCG@20 (test)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

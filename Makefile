@@ -52,6 +52,8 @@ neo4j-stop: install
 #   make demo DATASET=movielens
 DATASET ?=
 DATA ?=
+EPOCHS ?= 60
+PORT ?= 8000
 
 demo: neo4j-start
 	$(BIN)/kgrec schema apply
@@ -62,8 +64,9 @@ else ifneq ($(strip $(DATASET)),)
 else
 	$(BIN)/kgrec synth --out data/synthetic --load
 endif
-	$(BIN)/kgrec export --out data/export
-	$(BIN)/kgrec schema show
+	$(BIN)/kgrec run --epochs $(EPOCHS)
+	$(BIN)/kgrec recommend --k 10
+	$(BIN)/kgrec serve --port $(PORT)
 
 test: launcher
 	$(BIN)/pytest

@@ -597,13 +597,18 @@ def run_pipeline_cmd(
 
 @app.command("recommend")
 def recommend_cmd(
-    user: Annotated[str, typer.Argument(help="A user id.")],
+    user: Annotated[Optional[str], typer.Argument(help="A user id (default: a sample user of the active run).")] = None,
     k: Annotated[int, typer.Option(min=1, max=100, help="How many.")] = 10,
 ) -> None:
     """Print a user's top-K from the active run, with explanations and the Cypher that returns them."""
     from kgrec.graph_schema import queries as q
 
     with _graph() as graph:
+        if user is None:
+            sample = graph.read(q.SAMPLE_USER_ACTIVE)
+            if not sample:
+                raise KgrecError("there is no active run with recommendations: run `kgrec run` first")
+            user = sample[0]["id"]
         rows = graph.read(q.TOP_K_ACTIVE, user=user, k=k)
     if not rows:
         raise KgrecError(f"no recommendations for user {user!r} in the active run (unknown user, or no active run: `kgrec run`)")
@@ -615,7 +620,8 @@ def recommend_cmd(
     console.print("The same from Cypher:\n"
                   "  MATCH (run:ModelRun {active: true})\n"
                   f"  MATCH (:User {{id: {json.dumps(user)}}})-[r:RECOMMENDED]->(i:Item) WHERE r.run = run.id\n"
-                  f"  RETURN i.id, i.title, r.score, r.rank, r.explanation ORDER BY r.rank LIMIT {k}", highlight=False)
+                  f"  RETURN i.id, i.title, r.score, r.rank, r.explanation ORDER BY r.rank LIMIT {k}",
+                  highlight=False, markup=False)
 
 
 @app.command("refresh")

@@ -138,7 +138,7 @@ def run_pipeline(graph: Graph, settings: Settings, config: PipelineConfig = Pipe
     run_dir = settings.data_dir / "runs" / run_id
     checkpoint = _save(model, run_dir, serving, text_model, metrics)
     with timed("score", f"Scoring and explaining the top {config.top_k} for every user"):
-        recommendations = recommend(model, serving, config.top_k, _titles(export.data))
+        recommendations = recommend(model, serving, config.top_k, _titles(export.data), _names(export.data))
     say(f"  {len(recommendations)} recommendations")
 
     with timed("write", f"Writing run {run_id} into the graph"):
@@ -190,7 +190,13 @@ def recommend(model: KGRec, data: RecData, k: int, item_titles: list[str] | None
 
 
 def _titles(hetero) -> list[str]:
+    """Item titles (the export's text is ``title. text``)."""
     return [text.split(". ")[0] for text in hetero["item"].text]
+
+
+def _names(hetero) -> list[str]:
+    """Entity names (the export's text is ``name. text``)."""
+    return [text.split(". ")[0] for text in hetero["entity"].text]
 
 
 def _save(model: KGRec, run_dir: Path, data: RecData, text_model: str, metrics: dict[str, float]) -> Path:

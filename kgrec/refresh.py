@@ -43,7 +43,7 @@ from kgrec.model.kgrec_net import KGRec, KGRecConfig, KGRecNet
 from kgrec.model.text import TextEncoder
 from kgrec.model.text_graph import encode_items_in_graph
 from kgrec.model.training import TrainConfig
-from kgrec.pipeline import _save, _titles, recommend
+from kgrec.pipeline import _names, _save, _titles, recommend
 
 log = logging.getLogger(__name__)
 MOVED = 1e-6  # relative change of an item's embedding that counts as "changed"
@@ -86,7 +86,7 @@ def refresh(graph: Graph, settings: Settings, *, run_id: str | None = None, top_
                "users_added": len(set(data.user_ids) - set(checkpoint["user_ids"]))}
 
     say("Scoring every user with the transplanted model ...")
-    recommendations = recommend(model, data, top_k, _titles(export.data))
+    recommendations = recommend(model, data, top_k, _titles(export.data), _names(export.data))
     users, items = model.net.embeddings()
     changed_items = _moved_items(graph, base, data, items.numpy())
     changed_users = _changed_lists(graph, base["id"], recommendations)

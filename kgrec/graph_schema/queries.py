@@ -336,6 +336,11 @@ RUN_LISTS = (  # kgrec refresh: the lists of a run for a page of users, ids in r
     "WHERE r.run = $run WITH uid, r.rank AS rank, i.id AS item ORDER BY uid, rank "
     "RETURN uid AS user, collect(item) AS items"
 )
+SAMPLE_USER_ACTIVE = (  # kgrec recommend without a user: the first user, by id, that the active run serves
+    f"MATCH (run:{quote(Label.MODEL_RUN)} {{active: true}}) "
+    f"MATCH (u:{quote(Label.USER)}) WHERE EXISTS {{ MATCH (u)-[r:{quote(RelType.RECOMMENDED)}]->() WHERE r.run = run.id }} "
+    "RETURN u.id AS id ORDER BY u.id LIMIT 1"
+)
 AWAIT_INDEX = "CALL db.awaitIndex($name, $seconds)"
 SET_RUN_CHECKPOINT = (
     f"MATCH (r:{quote(Label.MODEL_RUN)} {{id: $run}}) WHERE r.status = 'writing' "

@@ -103,6 +103,8 @@ NODE_PROPS: dict[Label, tuple[Prop, ...]] = {
         Prop("status", "STRING", doc="writing, complete (written in full) or superseded (its slot was reused)"),
         Prop("activated_at", "DATE TIME", doc="when it last became the active run"),
         Prop("counts", "STRING", doc="what it wrote: embeddings and recommendations per label (JSON)"),
+        Prop("checkpoint", "STRING", doc="folder of the run's model checkpoint (kgrec.pt): for refresh and new items"),
+        Prop("top_k", "INTEGER", doc="recommendations written per user"),
     ),
     Label.MIGRATION: (
         Prop("version", "INTEGER", True, "migration number, unique"),

@@ -13,7 +13,7 @@ For a recommendation of item :math:`i` to user :math:`u`, three kinds of path, e
   the two users' embeddings, clipped at 0.
 
 With the item's fusion weights (``id``, ``text``, ``kg``) they make the structured explanation written on each
-``RECOMMENDED`` relationship, and one sentence for people: "because you liked X, which shares the tag Y".
+``RECOMMENDED`` relationship, and one sentence for people: "because you liked X, which shares “Y” (tag) with it".
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ class Explainer:
         parts = []
         if "entity" in by_kind:
             p = by_kind["entity"]
-            parts.append(f"you liked {p['via_item_title']}, which shares the {p['relation']} “{p['entity_name']}”")
+            parts.append(f"you liked {p['via_item_title']}, which shares “{p['entity_name']}” ({p['relation']}) with it")
         elif "item" in by_kind:
             parts.append(f"you liked {by_kind['item']['via_item_title']}")
         if "social" in by_kind:

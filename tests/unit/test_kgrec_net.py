@@ -109,3 +109,48 @@ def test_fit_and_score() -> None:
     scores = model.score(torch.tensor([0, 5]))
     assert scores.shape == (2, I) and torch.isfinite(scores).all()
     assert len(model.history) == 3
+
+
+def test_a_new_item_embeds_like_a_trained_cold_item() -> None:
+    """new_item_embeddings (the API's cold start) gives a cold item of the graph exactly its embedding:
+    no id part, no edges, its fused layer 0 over the layer mean."""
+    model, data = net()
+    model.eval()
+    _, items = model.embeddings()
+    cold = 9
+    links = [(k, r, e) for r, (name, edges) in enumerate(sorted(data.item_entity.items()))
+             for k, e in zip(edges[0].tolist(), edges[1].tolist()) if k == cold]
+    kg = torch.tensor([[0 for _ in links], [r for _, r, _ in links], [e for _, _, e in links]])
+    with torch.no_grad():
+        new, alpha = model.new_item_embeddings(model.item_text[cold : cold + 1], kg[0], kg[1], kg[2], 1)
+    assert torch.allclose(new[0], items[cold], atol=1e-6)
+    assert alpha[0, 0] == 0 and alpha.sum().item() == pytest.approx(1.0)
+
+
+def test_item_embedder_loads_a_checkpoint_and_ignores_unknown_links(tmp_path) -> None:
+    from kgrec.model.inductive import ItemEmbedder
+
+    model, data = net()
+    torch.save({"state_dict": model.state_dict(), "config": model.config.as_dict(), "relation_index": {"genre": 0, "mood": 1},
+                "entity_ids": [f"e{k}" for k in range(E)], "text_model": "m"}, tmp_path / "kgrec.pt")
+    embedder = ItemEmbedder.load(tmp_path)
+    text = torch.randn(1, T).repeat(2, 1).numpy()  # the same text: only the links differ
+    known = embedder.embed(text, [[("genre", "e1")], [("genre", "e1"), ("nope", "e1"), ("mood", "unknown")]])
+    assert known.shape == (2, 16) and abs(known[0] - known[1]).max() < 1e-6  # unknown links carry nothing
+    with pytest.raises(Exception, match="dimensions"):
+        embedder.embed(torch.randn(1, T + 1).numpy(), [[]])
+
+
+def test_neighbourhood_channel_is_weighted_on_validation() -> None:
+    data = tiny()
+    data.val = data.test
+    model = KGRec(torch.randn(I, T), torch.randn(E, T), KGRecConfig(dim=8, num_layers=1),
+                  TrainConfig(epochs=2, batch_size=16, eval_every=1, patience=2)).fit(data)
+    from kgrec.model.kgrec_net import BETAS
+
+    assert model.knn is not None and model.beta in BETAS
+    scores = model.score(torch.arange(U))
+    assert scores.shape == (U, I) and torch.isfinite(scores).all()
+    off = KGRec(None, None, KGRecConfig(dim=8, num_layers=1, neighbourhood=False),
+                TrainConfig(epochs=2, batch_size=16, eval_every=1, patience=2)).fit(data)
+    assert off.knn is None and off.beta == 0.0

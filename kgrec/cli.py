@@ -485,6 +485,9 @@ ExportDir = Annotated[Path, typer.Option("--export", help="An export folder (`kg
 Dim = Annotated[int, typer.Option(min=1, help="Representation size.")]
 Layers = Annotated[int, typer.Option(min=0, help="Propagation layers.")]
 Epochs = Annotated[int, typer.Option(min=1, help="Most epochs (early stopping on validation nDCG@20).")]
+LearningRate = Annotated[float, typer.Option(help="Adam learning rate.")]
+Patience = Annotated[int, typer.Option(min=1, help="Validations without improvement before stopping.")]
+Seed = Annotated[int, typer.Option(help="Seeds initialisation, sampling and the split.")]
 
 
 def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: float, patience: int, seed: int,
@@ -513,9 +516,9 @@ def train(
     dim: Dim = 64,
     layers: Layers = 3,
     epochs: Epochs = 200,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 5e-3,
-    patience: Annotated[int, typer.Option(min=1, help="Validations without improvement before stopping.")] = 5,
-    seed: Annotated[int, typer.Option()] = 0,
+    lr: LearningRate = 5e-3,
+    patience: Patience = 5,
+    seed: Seed = 0,
     progress: Progress = True,
 ) -> None:
     """Train KGRec (text + knowledge graph + collaborative signal, attention fusion) on an export."""
@@ -541,9 +544,9 @@ def evaluate_models(
     dim: Dim = 64,
     layers: Layers = 3,
     epochs: Epochs = 200,
-    lr: Annotated[float, typer.Option(help="Adam learning rate of KGRec.")] = 5e-3,
-    patience: Annotated[int, typer.Option(min=1)] = 5,
-    seed: Annotated[int, typer.Option()] = 0,
+    lr: LearningRate = 5e-3,
+    patience: Patience = 5,
+    seed: Seed = 0,
     progress: Progress = True,
 ) -> None:
     """Train and compare models on the export's split (full ranking, training items excluded)."""
@@ -571,9 +574,9 @@ def run_pipeline_cmd(
     dim: Dim = 64,
     layers: Layers = 3,
     epochs: Epochs = 200,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 5e-3,
-    patience: Annotated[int, typer.Option(min=1, help="Validations without improvement before stopping.")] = 5,
-    seed: Annotated[int, typer.Option()] = 0,
+    lr: LearningRate = 5e-3,
+    patience: Patience = 5,
+    seed: Seed = 0,
     keep_runs: Annotated[int, typer.Option(min=0, help="Inactive runs kept; older ones are pruned.")] = 2,
     progress: Progress = True,
 ) -> None:

@@ -133,7 +133,7 @@ def test_cli_schema_apply_show_check(settings, graph: Graph, tmp_path) -> None:
     env = cli_env(settings)
     applied = run_cli("schema", "apply", env=env, cwd=tmp_path)
     assert applied.returncode == 0, applied.stderr
-    assert "Applied 4 migration(s); vector index dimension 384." in applied.stdout
+    assert "Applied 5 migration(s); vector index dimension 384." in applied.stdout
     again = run_cli("schema", "apply", env=env, cwd=tmp_path)
     assert "The schema is up to date." in again.stdout
     shown = run_cli("schema", "show", env=env, cwd=tmp_path)

@@ -185,6 +185,6 @@ def test_every_cookbook_query_runs_and_answers(loaded: Graph, settings: Settings
             rows = next((rows for p in tries if (rows := loaded.read(query, **p))), [])
         else:
             rows = loaded.read(query, **params)
-        assert rows, f"no rows for {first} {query[:80]}"
+        assert rows, f"no rows for {first}\n{query}"
         if "r.score AS score, r.rank AS rank\nORDER BY r.rank" in query and "entity" not in params:
             assert [r["item"] for r in rows] == expected_top[: params["k"]]

@@ -94,15 +94,19 @@ def main() -> None:
     encoder = TextEncoder(args.text_model, args.out / "text_cache", progress=False)
     began = time.perf_counter()
     sections = []
+    if args.report_only:  # gather the sections saved under --out into --docs, measure nothing
+        write_docs(merged_sections(args.out, []), args, config, train, 0.0)
+        return
     with neo4j_server(args) as server:
         graph = Graph.connect(_settings(server))
         try:
             for name in names:
                 data = load_and_export(graph, name, args.data / DATASETS[name])
                 sections.append(run_dataset(name, data, models, encoder, config, train, args))
+                save_section(sections[-1])
         finally:
             graph.close()
-    write_docs(sections, args, config, train, time.perf_counter() - began)
+    write_docs(merged_sections(args.out, sections), args, config, train, time.perf_counter() - began)
 
 
 def parse_args() -> argparse.Namespace:
@@ -121,6 +125,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--text-model", default="all-MiniLM-L6-v2")
     parser.add_argument("--no-cold-start", action="store_true", help="skip the cold-start protocol")
+    parser.add_argument("--report-only", action="store_true", help="write --docs from the sections saved under --out")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--uri", help="use this Neo4j (it is WIPED) instead of a throwaway local one")
     parser.add_argument("--user", default="neo4j")
@@ -210,6 +215,30 @@ def run_dataset(name: str, data: RecData, models: list[str], encoder: TextEncode
     return {"name": name, "runs": runs, "cold": cold_runs, "counts": counts, "folder": folder}
 
 
+# -- saved sections: a report can gather datasets measured by separate runs of this script -----------------
+def save_section(section: dict) -> None:
+    runs = lambda rs: [{"key": r.key, "model": r.result.model, "metrics": r.result.metrics, "train_seconds": r.result.train_seconds,
+                        "peak_mib": r.peak_mib, "beta": r.beta, "best_epoch": r.result.best_epoch} for r in rs]
+    (section["folder"] / "section.json").write_text(json.dumps(
+        {"name": section["name"], "counts": section["counts"], "runs": runs(section["runs"]), "cold": runs(section["cold"]),
+         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=1))
+
+
+def load_section(path: Path) -> dict:
+    raw = json.loads(path.read_text())
+    runs = lambda rs: [Run(r["key"], Result(r["model"], r["metrics"], r["train_seconds"], r["peak_mib"], r["best_epoch"]),
+                           r["peak_mib"], r["beta"]) for r in rs]
+    return {"name": raw["name"], "counts": raw["counts"], "runs": runs(raw["runs"]), "cold": runs(raw["cold"]),
+            "folder": path.parent, "measured_at": raw.get("measured_at")}
+
+
+def merged_sections(out: Path, fresh: list[dict]) -> list[dict]:
+    """This run's sections, plus those saved by earlier runs for the other datasets (in DATASETS order)."""
+    by_name = {load_section(p)["name"]: load_section(p) for p in sorted(out.glob("*/section.json"))}
+    by_name |= {s["name"]: s for s in fresh}
+    return [by_name[name] for name in DATASETS if name in by_name]
+
+
 # -- the report ----------------------------------------------------------------------------------------
 COLUMNS = ("recall@20", "ndcg@20", "precision@20", "hit@20", "mrr", "coverage@20", "recall@10", "ndcg@10")
 
@@ -294,6 +323,7 @@ def write_docs(sections: list[dict], args: argparse.Namespace, config: KGRecConf
     for section in sections:
         c = section["counts"]
         out += [f"## {TITLES[section['name']]}", "",
+                *([f"Measured {section['measured_at']} by an earlier run of this script."] if section.get("measured_at") else []),
                 f"{c['users']:,} users, {c['items']:,} items, {c['entities']:,} entities, {c['knowledge']:,} item–entity "
                 f"links over {c['relations']} relations; interactions: {c['train']:,} train, {c['val']:,} validation, "
                 f"{c['test']:,} test. Training curves: `{section['folder'] / 'curves.png'}`.", "",

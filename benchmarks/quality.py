@@ -116,7 +116,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated: " + ", ".join(DATASETS))
     parser.add_argument("--models", default=",".join((*MODELS, *ABLATIONS)), help="comma-separated model names")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/quality"))
-    parser.add_argument("--docs", type=Path, default=Path("docs/results.md"), help="the markdown report ('' for none)")
+    parser.add_argument("--docs", default="docs/results.md", help="the markdown report ('' for none)")
     parser.add_argument("--epochs", type=int, default=150, help="most epochs of every trained model (early stopping)")
     parser.add_argument("--lr", type=float, default=5e-3, help="Adam's learning rate of every trained model")
     parser.add_argument("--eval-every", type=int, default=4, help="epochs between validations")
@@ -126,6 +126,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--text-model", default="all-MiniLM-L6-v2")
     parser.add_argument("--no-cold-start", action="store_true", help="skip the cold-start protocol")
     parser.add_argument("--report-only", action="store_true", help="write --docs from the sections saved under --out")
+    parser.add_argument("--note", default="", help="a line for the report's header (how the sections were measured)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--uri", help="use this Neo4j (it is WIPED) instead of a throwaway local one")
     parser.add_argument("--user", default="neo4j")
@@ -290,10 +291,11 @@ def goals(section: dict) -> list[str]:
 
 
 def write_docs(sections: list[dict], args: argparse.Namespace, config: KGRecConfig, train: TrainConfig, seconds: float) -> None:
-    if not str(args.docs):
+    if not args.docs:
         return
-    args.docs.parent.mkdir(parents=True, exist_ok=True)
-    image = args.docs.parent / "img" / "quality.png"
+    docs = Path(args.docs)
+    docs.parent.mkdir(parents=True, exist_ok=True)
+    image = docs.parent / "img" / "quality.png"
     plot(sections, image)
     out = [
         "# Results: KGRec against baselines, on the same split",
@@ -302,6 +304,7 @@ def write_docs(sections: list[dict], args: argparse.Namespace, config: KGRecConf
         f"- command: `python {' '.join(shlex.quote(a) for a in sys.argv)}` ({seconds / 60:.0f} min)",
         f"- machine: {platform.platform()}, {torch.get_num_threads()} torch threads, CPU only; kgrec {__version__}, "
         f"torch {torch.__version__}",
+        *([f"- {args.note}"] if args.note else []),
         f"- KGRec: {json.dumps(config.as_dict())}; training {json.dumps(train.as_dict())}",
         "",
         "**Protocol.** Implicit feedback: every user–item interaction is a positive. Per-user random split, seed 0: "
@@ -317,7 +320,7 @@ def write_docs(sections: list[dict], args: argparse.Namespace, config: KGRecConf
         "validation interactions to the test split; models are retrained, rank the whole catalogue for the "
         "users who interacted with those items, and only the cold items count as relevant.",
         "",
-        f"![nDCG@20 per model and dataset]({image.relative_to(args.docs.parent)})",
+        f"![nDCG@20 per model and dataset]({image.relative_to(docs.parent)})",
         "",
     ]
     for section in sections:
@@ -331,8 +334,8 @@ def write_docs(sections: list[dict], args: argparse.Namespace, config: KGRecConf
         if section["cold"]:
             out += ["Cold start (held-out items only):", "", markdown_table(table(section["cold"])), ""]
         out += ["Goals and ablations:", "", *goals(section), ""]
-    args.docs.write_text("\n".join(out))
-    log(f"written: {args.docs}, {image}")
+    docs.write_text("\n".join(out))
+    log(f"written: {docs}, {image}")
 
 
 def plot(sections: list[dict], path: Path) -> None:

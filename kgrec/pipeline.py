@@ -22,7 +22,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -232,9 +232,3 @@ def _load(path: Path, data: RecData) -> KGRec:
     if model.config.neighbourhood:
         model.knn = ItemKNN().fit(data)
     return model
-
-
-def result_dict(result: PipelineResult) -> dict[str, Any]:
-    d = asdict(result)
-    d["checkpoint"] = str(result.checkpoint) if result.checkpoint else None
-    return d

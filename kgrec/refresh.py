@@ -17,7 +17,6 @@ items whose embedding moved, and users whose top-K changed. Full retraining stay
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -192,7 +191,3 @@ def _changed_lists(graph: Graph, run_id: str, recommendations, page: int = 500) 
         for row in graph.read(q.RUN_LISTS, ids=users[start : start + page], run=run_id):
             old[row["user"]] = row["items"]
     return [u for u in users if old.get(u) != new[u]]
-
-
-def result_json(result: RefreshResult) -> str:
-    return json.dumps({"run_id": result.run_id, "refreshed_from": result.refreshed_from, "changes": result.changes}, indent=2)

@@ -1,19 +1,21 @@
 """Benchmark: kgrec's write-back and API latency, each against a plain-driver baseline, on HetRec Last.FM-2k.
 
-Usage: ``.venv/bin/python benchmarks/serving.py [--users 200] [--concurrency 1,16,64] [--seconds 10] [--out DIR]``
+Usage: ``.venv/bin/python benchmarks/serving.py [--users 200] [--concurrency 1,16,64] [--seconds 10] [--workers 1]
+[--out DIR]``
 
 A throwaway local Neo4j (``--uri``: a given one, WIPED) gets the schema and HetRec Last.FM-2k (``--data``; ``--users
 N``: the first N users only). 1. **Write-back**: seeded random 64-d vectors for every user and item and a top-50 list
 per user (~300-byte JSON explanations), written by the plain driver (``SET n.embedding_b = row.vector``; ``MATCH ..
 CREATE (u)-[:RECOMMENDED {...}]->(i)``; kgrec's batch sizes), deleted, then by kgrec (start_run, write_embeddings,
 write_recommendations, complete_run, activate_run); an untimed warm-up of both on 100 users comes first. **Goal:
-kgrec rows/s >= 0.7 x the floor's.** 2. **Latency**: the real app under uvicorn (one process, a subprocess) and an
-aiohttp client in closed loops of ``GET /users/{id}/recommendations?k=20`` (precomputed lists) and ``GET
-/items/{id}/similar?k=20`` on seeded random ids, per concurrency ``--warmup`` s unmeasured then ``--seconds`` s
-measured; against the Cypher the API runs for those requests, one managed read transaction per query (as
-``Graph.read``), from threads with a driver session each. **Goals: API p99 <= 2x the driver's; >= 300 requests/s
-for precomputed lists.** Client, server and Neo4j share the machine's cores. Output: a table on stdout, and
-``serving.md``, ``serving.csv``, ``serving.png`` in ``--out``.
+kgrec rows/s >= 0.7 x the floor's.** 2. **Latency**: the real app as ``kgrec serve --workers N`` runs it (uvicorn on
+uvloop and httptools, ``--workers`` processes, default 1, in a subprocess; no access log) and an aiohttp client in
+closed loops of ``GET /users/{id}/recommendations?k=20`` (precomputed lists) and ``GET /items/{id}/similar?k=20`` on
+seeded random ids, per concurrency ``--warmup`` s unmeasured then ``--seconds`` s measured; against the Cypher the API
+runs for those requests (one query each), one managed read transaction per query (as ``Graph.read``), from threads
+with a driver session each. **Goals: API p99 <= 2x the driver's; >= 300 requests/s for precomputed lists.** Client,
+server and Neo4j share the machine's cores. Output: a table on stdout, and ``serving.md``, ``serving.csv``,
+``serving.png`` in ``--out``.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from kgrec.db import Graph
 from kgrec.errors import KgrecError
 from kgrec.graph_schema import queries as q
 from kgrec.graph_schema.migrations import apply_migrations, drop_everything
-from kgrec.graph_schema.vocabulary import Label
+from kgrec.graph_schema.vocabulary import EMBEDDING_SLOTS, Label
 from kgrec.loaders import writeback as wb
 from kgrec.loaders.adapters import ADAPTERS
 from kgrec.loaders.ingest import LoadOptions, load_dataset
@@ -199,20 +201,22 @@ def measure_writeback(driver: Driver, graph: Graph, data: WriteData) -> list[Row
 
 # -- part 2: API latency --------------------------------------------------------------------------------
 SERVE = """
-import os, sys, uvicorn
-from kgrec.api.app import create_app
-from kgrec.config import Settings
-uri, user, database, data_dir, port = sys.argv[1:]
-settings = Settings(_env_file=None, env="development", neo4j_uri=uri, neo4j_user=user, neo4j_database=database,
-                    neo4j_password_=os.environ["BENCH_NEO4J_PASSWORD"], api_key_="bench-key", data_dir=data_dir)
-uvicorn.run(create_app(settings), host="127.0.0.1", port=int(port), access_log=False, log_level="warning")
+import sys, uvicorn
+from kgrec.cli import APP_FACTORY, HTTP, LOOP
+port, workers = sys.argv[1:]
+uvicorn.run(APP_FACTORY, factory=True, host="127.0.0.1", port=int(port), workers=int(workers), loop=LOOP, http=HTTP,
+            access_log=False, log_level="warning")
 """
 
 
-def start_api(server: Server, home: str) -> tuple[subprocess.Popen, str]:
+def start_api(server: Server, home: str, workers: int) -> tuple[subprocess.Popen, str]:
+    """``kgrec serve`` less its access log: the app factory on uvicorn with kgrec's loop and HTTP parser, and
+    ``workers`` processes; settings from the environment (no .env in ``home``)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", SERVE, server.uri, server.user, server.database, home, str(port)],
-                            cwd=home, env={**os.environ, "BENCH_NEO4J_PASSWORD": server.password})
+    env = {**os.environ, "KGREC_ENV": "development", "NEO4J_URI": server.uri, "NEO4J_USER": server.user,
+           "NEO4J_PASSWORD": server.password, "NEO4J_DATABASE": server.database, "KGREC_API_KEY": "bench-key",
+           "KGREC_DATA_DIR": home}
+    proc = subprocess.Popen([sys.executable, "-c", SERVE, str(port), str(workers)], cwd=home, env=env)
     base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         try:
@@ -224,24 +228,35 @@ def start_api(server: Server, home: str) -> tuple[subprocess.Popen, str]:
     raise KgrecError(f"the API server was not ready within 60 s (exit status {proc.wait()})")
 
 
+def cpu_seconds(process: psutil.Process, children: bool = False) -> float:
+    """User and system CPU of a process so far, with ``children`` that of its children too (uvicorn's workers)."""
+    total = 0.0
+    for p in [process, *(process.children(recursive=True) if children else ())]:
+        try:
+            total += sum(p.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 class Window:
     """Closed-loop clients record (latency, ok) of the requests that end while the window is open."""
 
-    def __init__(self, process: psutil.Process) -> None:
+    def __init__(self, process: psutil.Process, children: bool = False) -> None:
         self.open = self.stop = False
         self.results: list[tuple[float, bool]] = []
-        self.process, self.began, self.cpu = process, 0.0, 0.0
+        self.process, self.children, self.began, self.cpu = process, children, 0.0, 0.0
 
     def record(self, began: float, ok: bool) -> None:
         if self.open:
             self.results.append((time.perf_counter() - began, ok))
 
     def start(self) -> None:
-        self.open, self.began, self.cpu = True, time.perf_counter(), sum(self.process.cpu_times()[:2])
+        self.open, self.began, self.cpu = True, time.perf_counter(), cpu_seconds(self.process, self.children)
 
     def close(self, what: str, client: str, concurrency: int) -> Row:
         self.open, self.stop, seconds = False, True, time.perf_counter() - self.began
-        cpu, n = sum(self.process.cpu_times()[:2]) - self.cpu, len(self.results)
+        cpu, n = cpu_seconds(self.process, self.children) - self.cpu, len(self.results)
         p50, p99 = np.percentile([r[0] * 1000 for r in self.results], [50, 99]) if n else (np.nan, np.nan)
         errors = sum(not ok for _, ok in self.results)
         row = Row("latency", what, client, concurrency, n, seconds, n / seconds, p50, p99, errors,
@@ -253,7 +268,7 @@ class Window:
 
 async def api_level(base: str, api: psutil.Process, what: str, ids: list[str], c: int, warmup: float,
                     seconds: float) -> Row:
-    window, order = Window(api), itertools.count()
+    window, order = Window(api, children=True), itertools.count()
     async with aiohttp.ClientSession(base, connector=aiohttp.TCPConnector(limit=c)) as session:
         async def client() -> None:
             while not window.stop:
@@ -276,21 +291,19 @@ def read(session: Session, query: str, **params: object) -> list[dict]:
 
 
 def recommendations_cypher(session: Session, user: str) -> None:
-    """The queries of GET /users/{id}/recommendations (kgrec/api/deps.py, serving.recommend), in order."""
-    assert read(session, q.existing_ids(Label.USER), ids=[user])
-    run = read(session, q.API_ACTIVE_RUN)[0]
-    state = read(session, q.api_user_state(run["slot"]), user=user, run=run["id"])[0]
-    assert state["has_list"] and not state["recent"]
-    read(session, q.API_PRECOMPUTED, user=user, run=run["id"])
+    """The query of GET /users/{id}/recommendations with a precomputed list (serving.recommend)."""
+    row = read(session, q.API_RECOMMENDATIONS, user=user, entity=None, exclude_seen=True, k=K)[0]
+    assert row["user_found"] and len(row["runs"]) == 1 and row["has_list"] and not row["recent"]
+
+
+SIMILAR_PARAMS = {"indexes": {slot: q.embedding_index(Label.ITEM, slot) for slot in EMBEDDING_SLOTS},
+                  "text_index": q.ITEM_TEXT_INDEX, "k": K}
 
 
 def similar_cypher(session: Session, item: str) -> None:
-    """The queries of GET /items/{id}/similar (kgrec/api/deps.py, serving.similar_items), in order."""
-    assert read(session, q.existing_ids(Label.ITEM), ids=[item])
-    run = read(session, q.API_ACTIVE_RUN)[0]
-    assert read(session, q.api_item_vectors_present(run["slot"]), item=item, run=run["id"])[0]["model"]
-    index = q.embedding_index(Label.ITEM, run["slot"])
-    read(session, q.api_similar_by_slot(run["slot"]), item=item, run=run["id"], index=index, k=K)
+    """The query of GET /items/{id}/similar (serving.similar_items)."""
+    row = read(session, q.API_SIMILAR_ITEMS, item=item, **SIMILAR_PARAMS)[0]
+    assert row["item_found"] and row["model"]
 
 
 def driver_level(driver: Driver, database: str, what: str, ids: list[str], c: int, warmup: float,
@@ -325,8 +338,8 @@ def measure_latency(args: argparse.Namespace, server: Server, driver: Driver, da
     ids = {"recommendations": [str(u) for u in rng.choice(data.users, 100_000)],
            "similar": [str(i) for i in rng.choice(data.items, 100_000)]}
     rows: list[Row] = []
-    with phase("starting the API: uvicorn, one process"):
-        proc, base = start_api(server, home)
+    with phase(f"starting the API: uvicorn, {args.workers} worker(s)"):
+        proc, base = start_api(server, home, args.workers)
     try:
         for what, source in (("recommendations", "precomputed"), ("similar", "model")):  # measure what is meant
             with urllib.request.urlopen(base + ENDPOINTS[what].format(ids[what][0]), timeout=10) as response:
@@ -406,8 +419,9 @@ def write_outputs(out: Path, rows: list[Row], notes: list[str]) -> None:
         "vector index, and the index takes every vector written; the floor has no vector index on its slot, no run "
         "node, and does not replace a user's earlier list. Latency: closed loops (a client sends its next request when the last is "
         "answered); API = aiohttp over HTTP to uvicorn running `create_app`; driver = the same Cypher from threads of "
-        "the benchmark process, one managed read transaction per query. CPU ms/req: CPU time of the process that runs "
-        "the Cypher (uvicorn; or the benchmark, its client threads included) per request answered.", "",
+        "the benchmark process, one managed read transaction per query. CPU ms/req: CPU time of the processes that "
+        "run the Cypher (uvicorn and its workers; or the benchmark, its client threads included) per request "
+        "answered.", "",
         "## Results", "", table(rows, markdown=True), "", "## Goals", "", *[f"- {g}" for g in goals(rows)], ""]))
     import matplotlib
 
@@ -446,6 +460,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--concurrency", default="1,16,64", help="concurrent clients, comma-separated (default: %(default)s)")
     add("--seconds", type=float, default=10.0, help="measured seconds per level (default: %(default)s)")
     add("--warmup", type=float, default=2.0, help="unmeasured seconds before each level (default: %(default)s)")
+    add("--workers", type=int, default=1, help="uvicorn workers of the API server (default: %(default)s)")
     add("--seed", type=int, default=0)
     add("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "serving")
     add("--uri", help="use this Neo4j instead of a throwaway local one; its database is WIPED")
@@ -459,8 +474,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.concurrency = sorted({int(c) for c in args.concurrency.split(",") if c.strip()})
     except ValueError:
         parser.error(f"--concurrency takes comma-separated integers (got {args.concurrency!r})")
-    if not args.concurrency or args.concurrency[0] < 1 or args.users < 0 or args.seconds <= 0 or args.warmup < 0:
-        parser.error("--concurrency needs integers >= 1, --users >= 0, --seconds > 0, --warmup >= 0")
+    if (not args.concurrency or args.concurrency[0] < 1 or args.users < 0 or args.seconds <= 0 or args.warmup < 0
+            or args.workers < 1):
+        parser.error("--concurrency needs integers >= 1, --users >= 0, --seconds > 0, --warmup >= 0, --workers >= 1")
     if args.uri and not args.password:
         parser.error("--uri needs --password (or NEO4J_PASSWORD)")
     if not (args.data / "user_artists.dat").is_file():
@@ -497,8 +513,8 @@ def main(argv: list[str] | None = None) -> int:
         f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}",
         f"machine: {platform.platform()}, {cpus} CPUs, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM; "
         f"load average {load_before[0]:.2f} at the start, {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} at the end",
-        f"**the {cpus} CPUs are shared** by the load generator (aiohttp client, driver threads), the API server (one "
-        "uvicorn process), Neo4j, and whatever else runs (see the load average)",
+        f"**the {cpus} CPUs are shared** by the load generator (aiohttp client, driver threads), the API server "
+        f"(uvicorn, {args.workers} worker(s)), Neo4j, and whatever else runs (see the load average)",
         f"server: {server.description}; data: {loaded}",
         f"write-back: {len(data.users):,} users, {len(data.items):,} items, dimension {DIM}, top-{TOP} lists, "
         f"explanations of {data.recs['explanation'].str.len().mean():.0f} bytes on average; batches of {EMB_BATCH} "

@@ -1,5 +1,8 @@
 """Shared dependencies of the routes: the graph, settings, the active run, known users and items, the API
-key, the caches and the models. Everything lives on ``app.state`` (set up in the lifespan)."""
+key, the caches and the models. Everything lives on ``app.state`` (set up in the lifespan).
+
+Those that only look up ``app.state`` are ``async def``: FastAPI runs a plain ``def`` dependency in its
+threadpool, a hop that costs more than the lookup. Those that query Neo4j stay ``def``."""
 
 from __future__ import annotations
 
@@ -23,14 +26,14 @@ from kgrec.model.text import TextEncoder
 log = logging.getLogger(__name__)
 
 
-def get_graph(request: Request) -> Graph:
+async def get_graph(request: Request) -> Graph:
     return request.app.state.graph
 
 
 GraphDep = Annotated[Graph, Depends(get_graph)]
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -74,7 +77,7 @@ KnownItemDep = Annotated[str, Depends(get_known_item)]
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="KGREC_API_KEY; write endpoints only")
 
 
-def require_api_key(settings: SettingsDep, key: Annotated[str | None, Security(api_key_header)] = None) -> None:
+async def require_api_key(settings: SettingsDep, key: Annotated[str | None, Security(api_key_header)] = None) -> None:
     """Write endpoints need ``X-API-Key: $KGREC_API_KEY`` (compared in constant time)."""
     expected = settings.api_key  # ConfigError (500) when unset outside development
     if key is None or not secrets.compare_digest(key.encode(), expected.encode()):
@@ -84,21 +87,21 @@ def require_api_key(settings: SettingsDep, key: Annotated[str | None, Security(a
 ApiKeyDep = Depends(require_api_key)
 
 
-def get_item_matrices(request: Request) -> ItemMatrixCache:
+async def get_item_matrices(request: Request) -> ItemMatrixCache:
     return request.app.state.item_matrices
 
 
 ItemMatricesDep = Annotated[ItemMatrixCache, Depends(get_item_matrices)]
 
 
-def get_popular(request: Request) -> PopularCache:
+async def get_popular(request: Request) -> PopularCache:
     return request.app.state.popular
 
 
 PopularDep = Annotated[PopularCache, Depends(get_popular)]
 
 
-def get_text_encoder(request: Request) -> TextEncoder:
+async def get_text_encoder(request: Request) -> TextEncoder:
     """The app's encoder (``KGREC_TEXT_MODEL``, cached under the data dir); the model loads on first use."""
     return request.app.state.text_encoder
 

@@ -10,6 +10,10 @@ Which list a user gets (:func:`recommend`):
   mean slot embedding of all the items they interacted with. Scores are dot products with every item the
   run embedded (the cached :class:`ItemMatrix`).
 * ``popular`` — no vector can be formed (no history, no embedding): the items with most ``INTERACTED``.
+
+A precomputed list costs one query (:data:`~kgrec.graph_schema.queries.API_RECOMMENDATIONS`: the user, the
+active run, the user's state and the filtered list, read in one transaction); the other sources read more.
+Similar items are one query too. The active run is read for every request, never cached.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from kgrec.api.errors import NotFound
+from kgrec.api.errors import NoActiveRun, NotFound
 from kgrec.db import Graph
 from kgrec.errors import KgrecError
 from kgrec.graph_schema import queries as q
@@ -43,7 +47,15 @@ class ActiveRun:
 
 
 def read_active_run(graph: Graph) -> ActiveRun | None:
-    rows = graph.read(q.API_ACTIVE_RUN)
+    return active_run(graph.read(q.API_ACTIVE_RUN))
+
+
+def active_run(rows: list[dict[str, Any]]) -> ActiveRun | None:
+    """The one active run among ``rows`` (``ActiveRun`` fields), ``None`` without one.
+
+    Raises:
+        WriteBackError: several runs are active, or the active run has no embedding slot.
+    """
     if len(rows) > 1:  # the activation query keeps one; a hand edit may not
         raise WriteBackError(f"{len(rows)} ModelRuns are marked active ({sorted(r['id'] for r in rows)}); keep one")
     if not rows:
@@ -62,6 +74,7 @@ class Scored:
 
 @dataclass(frozen=True)
 class Recommendations:
+    run_id: str
     source: str  # precomputed | on_the_fly | popular
     items: list[Scored]
 
@@ -189,6 +202,37 @@ def entity_items(graph: Graph, entity_id: str) -> set[str]:
 
 def recommend(
     graph: Graph,
+    user_id: str,
+    *,
+    k: int,
+    exclude_seen: bool,
+    entity: str | None,
+    matrices: ItemMatrixCache,
+    popular: PopularCache,
+) -> Recommendations:
+    """The user's top ``k`` from the active run (see the module docstring for which source serves them).
+
+    Raises:
+        NotFound: unknown user, then unknown entity (after the run is checked).
+        NoActiveRun: no run is active.
+    """
+    row = graph.read_columns(q.API_RECOMMENDATIONS, user=user_id, entity=entity, exclude_seen=exclude_seen, k=k)
+    if not row["user_found"]:
+        raise NotFound(f"unknown user {user_id!r}")
+    run = active_run(row["runs"])
+    if run is None:
+        raise NoActiveRun()
+    if not row["entity_found"]:
+        raise NotFound(f"unknown entity {entity!r}")
+    if row["has_list"] and not row["recent"]:
+        return Recommendations(run.id, "precomputed", [Scored(**r) for r in row["items"]])
+    return _recommend_from_embeddings(
+        graph, run, user_id, k=k, exclude_seen=exclude_seen, entity=entity, matrices=matrices, popular=popular
+    )
+
+
+def _recommend_from_embeddings(
+    graph: Graph,
     run: ActiveRun,
     user_id: str,
     *,
@@ -198,7 +242,7 @@ def recommend(
     matrices: ItemMatrixCache,
     popular: PopularCache,
 ) -> Recommendations:
-    """The user's top ``k`` (see the module docstring for which source serves them)."""
+    """On-the-fly scores, or popular items when no user vector can be formed."""
     allowed = None if entity is None else entity_items(graph, entity)
     state = read_user_state(graph, run, user_id)
     excluded = set(state.seen) if exclude_seen else set()
@@ -206,14 +250,11 @@ def recommend(
     def keep(item_id: str) -> bool:
         return item_id not in excluded and (allowed is None or item_id in allowed)
 
-    if state.has_list and not state.recent:
-        rows = graph.read(q.API_PRECOMPUTED, user=user_id, run=run.id)
-        return Recommendations("precomputed", [Scored(**r) for r in rows if keep(r["item_id"])][:k])
     matrix = matrices.get(graph, run)
     vector = user_vector(state, matrix)
     if vector is None:
-        return Recommendations("popular", [s for s in popular.get(graph, run.id) if keep(s.item_id)][:k])
-    return Recommendations("on_the_fly", _score(graph, matrix, vector, k, excluded, allowed))
+        return Recommendations(run.id, "popular", [s for s in popular.get(graph, run.id) if keep(s.item_id)][:k])
+    return Recommendations(run.id, "on_the_fly", _score(graph, matrix, vector, k, excluded, allowed))
 
 
 def _score(
@@ -286,18 +327,18 @@ def parse_explanation(text: str | None) -> dict[str, Any] | None:
 
 
 # -- similar items ---------------------------------------------------------------------------------------
-def similar_items(graph: Graph, run: ActiveRun | None, item_id: str, k: int) -> tuple[str, list[Scored]]:
-    """Nearest items by the run's slot vector index, or by the text vector index when the run did not embed
-    the item; ``("none", [])`` when the item has neither vector."""
-    slot = None if run is None else run.slot
-    present = graph.read(q.api_item_vectors_present(slot), item=item_id, run=None if run is None else run.id)
-    if not present:
+def similar_items(graph: Graph, item_id: str, k: int) -> tuple[ActiveRun | None, str, list[Scored]]:
+    """The active run (or ``None``) and the item's nearest items: by the run's slot vector index (source
+    ``"model"``), or by the text vector index when the run did not embed the item (``"text"``); ``"none"``
+    and no items when the item has neither vector. One query.
+
+    Raises:
+        NotFound: unknown item.
+    """
+    indexes = {slot: q.embedding_index(Label.ITEM, slot) for slot in EMBEDDING_SLOTS}
+    row = graph.read_columns(q.API_SIMILAR_ITEMS, item=item_id, k=k, indexes=indexes, text_index=q.ITEM_TEXT_INDEX)
+    if not row["item_found"]:
         raise NotFound(f"unknown item {item_id!r}")
-    if run is not None and present[0]["model"]:
-        index = q.embedding_index(Label.ITEM, run.slot)
-        rows = graph.read(q.api_similar_by_slot(run.slot), item=item_id, run=run.id, index=index, k=k)
-        return "model", [Scored(**r) for r in rows]
-    if present[0]["text"]:
-        rows = graph.read(q.API_SIMILAR_BY_TEXT, item=item_id, index=q.ITEM_TEXT_INDEX, k=k)
-        return "text", [Scored(**r) for r in rows]
-    return "none", []
+    run = active_run(row["runs"])
+    source = "model" if run is not None and row["model"] else "text" if row["text"] else "none"
+    return run, source, [Scored(**r) for r in row["items"]]

@@ -404,9 +404,30 @@ def api_user_state(slot: str) -> str:
     )
 
 
-API_PRECOMPUTED = (
-    f"MATCH (:{_USER} {{id: $user}})-[rec:{_RECOMMENDED}]->(i:{_ITEM}) WHERE rec.run = $run "
-    "RETURN i.id AS item_id, i.title AS title, rec.score AS score ORDER BY rec.rank, i.id"
+# The active runs (one expected; the caller refuses others) with what ActiveRun holds, as a list of maps.
+_ACTIVE_RUNS = f"CALL () {{ MATCH (r:{_RUN} {{active: true}}) RETURN collect(r) AS runs }} "
+_RUN_MAPS = (
+    "[r IN runs | r {.id, slot: r.embedding_slot, activated_at: toString(r.activated_at), .checkpoint, .top_k}] AS runs"
+)
+# GET /users/{id}/recommendations in one read: whether the user and the entity ($entity may be null) exist,
+# the active runs, whether the user interacted since the run was activated, whether the run holds a list for
+# them, and that list in rank order without the items the filters drop (seen, when $exclude_seen; not
+# related to the entity), cut at $k. The run and its list come from one transaction. The user's
+# relationships are read as pattern comprehensions, which expand from the user: as EXISTS or COUNT the
+# planner may instead scan the RECOMMENDED.run or INTERACTED.ts index over all users.
+API_RECOMMENDATIONS = (
+    f"OPTIONAL MATCH (u:{_USER} {{id: $user}}) OPTIONAL MATCH (e:{_ENTITY} {{id: $entity}}) "
+    f"{_ACTIVE_RUNS}"
+    "WITH u, e, runs, CASE WHEN size(runs) = 1 THEN runs[0] END AS run "
+    f"WITH u, e, runs, run, [(u)-[rec:{_RECOMMENDED}]->(i:{_ITEM}) WHERE rec.run = run.id | "
+    "{rank: rec.rank, item_id: i.id, title: i.title, score: rec.score, "
+    f"keep: NOT ($exclude_seen AND EXISTS {{ (u)-[:{_INTERACTED}]->(i) }}) "
+    f"AND ($entity IS NULL OR EXISTS {{ (i)-[:{_RELATES_TO}]->(e) }})}}] AS stored "
+    f"RETURN u IS NOT NULL AS user_found, $entity IS NULL OR e IS NOT NULL AS entity_found, {_RUN_MAPS}, "
+    f"coalesce(any(ts IN [(u)-[x:{_INTERACTED}]->(:{_ITEM}) | x.ts] WHERE ts > run.activated_at), false) AS recent, "
+    "stored <> [] AS has_list, "
+    "COLLECT { UNWIND stored AS s WITH s WHERE s.keep ORDER BY s.rank, s.item_id LIMIT $k "
+    "RETURN s {.item_id, .title, .score} } AS items"
 )
 
 
@@ -467,30 +488,43 @@ API_SOCIAL_PATHS = (
 
 
 # similar items: the index is asked for one more than wanted, since the item finds itself
-def api_item_vectors_present(slot: str | None) -> str:
-    """Which vectors the item has: the run's slot (if that run wrote it; false without a run) and text."""
-    model = "false"
-    if slot is not None:
-        vector, tag = _slot_props(slot)
-        model = f"(i.{tag} = $run AND i.{vector} IS NOT NULL)"
-    return f"MATCH (i:{_ITEM} {{id: $item}}) RETURN coalesce({model}, false) AS model, i.text_embedding IS NOT NULL AS text"
+def _slot_value(node: str, *, tag: bool = False) -> str:
+    """``node``'s vector in the slot of ``run`` (only if that run wrote it), or with ``tag`` the run that wrote
+    that slot: a CASE over the fixed slots, null without a run."""
+    branches = []
+    for slot in EMBEDDING_SLOTS:
+        vector, run_tag = _slot_props(slot)
+        value = f"{node}.{run_tag}" if tag else f"CASE WHEN {node}.{run_tag} = run.id THEN {node}.{vector} END"
+        branches.append(f"WHEN '{slot}' THEN {value}")
+    return f"CASE run.embedding_slot {' '.join(branches)} END"
 
 
-def api_similar_by_slot(slot: str) -> str:
-    vector, tag = _slot_props(slot)
+def _nearest(vector: str, index: str, keep: str, column: str) -> str:
+    """A subquery that collects, as ``column``, the ``$k`` items nearest to the variable ``vector`` in
+    ``index`` (not the item itself), best first; nothing when ``vector`` is null."""
     return (
-        f"MATCH (i:{_ITEM} {{id: $item}}) "
-        f"CALL db.index.vector.queryNodes($index, $k + 1, i.{vector}) YIELD node, score "
-        f"WITH i, node, score WHERE node <> i AND node.{tag} = $run "
-        "RETURN node.id AS item_id, node.title AS title, score ORDER BY score DESC, item_id LIMIT $k"
+        f"CALL (i, run, {vector}) {{ WITH * WHERE {vector} IS NOT NULL "
+        f"CALL db.index.vector.queryNodes({index}, $k + 1, {vector}) YIELD node, score "
+        f"WITH i, run, node, score WHERE node <> i{keep} "
+        "WITH node, score ORDER BY score DESC, node.id LIMIT $k "
+        f"RETURN collect({{item_id: node.id, title: node.title, score: score}}) AS {column} }} "
     )
 
 
-API_SIMILAR_BY_TEXT = (
-    f"MATCH (i:{_ITEM} {{id: $item}}) "
-    "CALL db.index.vector.queryNodes($index, $k + 1, i.text_embedding) YIELD node, score "
-    "WITH i, node, score WHERE node <> i "
-    "RETURN node.id AS item_id, node.title AS title, score ORDER BY score DESC, item_id LIMIT $k"
+# GET /items/{id}/similar in one read: whether the item exists, the active runs, which vectors the item has
+# (the run's slot, if that run wrote it; text), and its nearest items: by the run's slot vector index
+# ($indexes: slot -> index name), without items whose slot another run wrote; else by the text vector index
+# ($text_index).
+API_SIMILAR_ITEMS = (
+    f"OPTIONAL MATCH (i:{_ITEM} {{id: $item}}) "
+    f"{_ACTIVE_RUNS}"
+    "WITH i, runs, CASE WHEN size(runs) = 1 THEN runs[0] END AS run "
+    f"WITH i, runs, run, {_slot_value('i')} AS vector "
+    "WITH i, runs, run, vector, CASE WHEN vector IS NULL THEN i.text_embedding END AS text_vector "
+    + _nearest("vector", "$indexes[run.embedding_slot]", f" AND {_slot_value('node', tag=True)} = run.id", "by_model")
+    + _nearest("text_vector", "$text_index", "", "by_text")
+    + f"RETURN i IS NOT NULL AS item_found, {_RUN_MAPS}, vector IS NOT NULL AS model, "
+    "i.text_embedding IS NOT NULL AS text, CASE WHEN vector IS NULL THEN by_text ELSE by_model END AS items"
 )
 
 # writes: an interaction is one relationship per client event_id (unique: migration 5); the user is

@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -310,6 +311,37 @@ def test_no_active_run_is_503(api_settings: Settings, graph: Graph) -> None:
         assert client.get("/runs").json() == []
         similar = client.get("/items/i1/similar")  # no run and no text vector: nothing to compare
         assert similar.status_code == 200 and similar.json() == {"item_id": "i1", "run_id": None, "source": "none", "items": []}
+
+
+def test_a_precomputed_list_and_similar_items_are_one_query_each(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    graph, queries = client.app.state.graph, []
+    for name in ("read", "read_columns"):
+        method = getattr(graph, name)
+        monkeypatch.setattr(graph, name, lambda query, _method=method, **params: queries.append(query) or _method(query, **params))
+    assert recs(client, "u1", entity="e1")["source"] == "precomputed"
+    assert client.get("/items/i5/similar").json()["source"] == "model"
+    assert client.get("/items/i7/similar").json()["source"] == "text"
+    assert queries == [q.API_RECOMMENDATIONS, q.API_SIMILAR_ITEMS, q.API_SIMILAR_ITEMS]
+    queries.clear()
+    assert recs(client, "u4")["source"] == "on_the_fly"  # the slower path reads more
+    assert queries[0] == q.API_RECOMMENDATIONS and len(queries) > 1
+
+
+def test_a_list_the_filters_empty_is_still_precomputed(client: TestClient, served: Graph) -> None:
+    served.write("CREATE (:Entity {id: 'e9', name: 'Nothing', type: 'tag'})")  # related to no item
+    body = recs(client, "u1", entity="e9")
+    assert (body["source"], body["items"]) == ("precomputed", [])
+    piano = recs(client, "u1", entity="e3", k=1)  # e3: i1 (seen), i3, i5; i5 ranks first
+    assert piano["source"] == "precomputed" and [i["item_id"] for i in piano["items"]] == ["i5"]
+
+
+def test_several_active_runs_are_500_naming_them(client: TestClient, served: Graph) -> None:
+    served.write("MATCH (r:ModelRun {id: 'R0'}) SET r.active = true")
+    for path in ("/users/u1/recommendations", "/items/i5/similar"):
+        response = client.get(path)
+        assert response.status_code == 500, path
+        assert response.json() == {"detail": "2 ModelRuns are marked active (['R0', 'R1']); keep one"}
+    assert client.get("/users/nobody/recommendations").status_code == 404  # the user is checked first
 
 
 # -- explanations ------------------------------------------------------------------------------------------
@@ -676,6 +708,33 @@ def test_kgrec_serve_runs_the_app(api_settings: Settings, tmp_path: Path) -> Non
         assert health.json() == {"status": "ok"}
         assert httpx.get(f"http://127.0.0.1:{port}/docs", timeout=5).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{port}/ready", timeout=10).status_code in (200, 503)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_kgrec_serve_with_workers_serves_from_each(api_settings: Settings, served: Graph, tmp_path: Path) -> None:
+    port = free_port()
+    env = cli_env(api_settings, KGREC_API_KEY=KEY)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kgrec", "serve", "--port", str(port), "--workers", "2"],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode() if proc.poll() is not None else "no answer"
+                time.sleep(0.3)
+        assert ready.json() == {"status": "ready", "database": "neo4j", "run_id": "R1"}
+        for _ in range(4):  # new connections: both workers answer
+            body = httpx.get(f"http://127.0.0.1:{port}/users/u1/recommendations", timeout=10).json()
+            assert body["source"] == "precomputed" and [i["item_id"] for i in body["items"]] == ["i2", "i6", "i5", "i3"]
+        workers = psutil.Process(proc.pid).children(recursive=True)
+        assert len([w for w in workers if "spawn_main" in " ".join(w.cmdline())]) == 2
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
 
 from kgrec.api import catalog, serving
 from kgrec.api.deps import (
@@ -12,7 +13,6 @@ from kgrec.api.deps import (
     GraphDep,
     ItemEmbedderDep,
     ItemMatricesDep,
-    KnownItemDep,
     OptionalRunDep,
     TextEncoderDep,
 )
@@ -22,15 +22,14 @@ router = APIRouter(prefix="/items", tags=["items"])
 
 
 @router.get("/{item_id}/similar", responses={404: {"description": "unknown item"}})
-def read_similar_items(
-    item_id: KnownItemDep,
+async def read_similar_items(
+    item_id: str,
     graph: GraphDep,
-    run: OptionalRunDep,
     k: Annotated[int, Query(ge=1, le=100, description="how many items")] = 10,
 ) -> SimilarItems:
     """The nearest items by the active run's item embeddings (vector index), or by text embeddings when the
     run did not embed this item (or no run is active)."""
-    source, items = serving.similar_items(graph, run, item_id, k)
+    run, source, items = await run_in_threadpool(serving.similar_items, graph, item_id, k)  # one query
     return SimilarItems(
         item_id=item_id,
         run_id=run.id if source == "model" and run is not None else None,

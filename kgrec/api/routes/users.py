@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
 
 from kgrec.api import serving
 from kgrec.api.deps import ActiveRunDep, GraphDep, ItemMatricesDep, KnownItemDep, KnownUserDep, PopularDep
@@ -27,9 +28,8 @@ NOT_SERVED = {
 
 
 @router.get("/{user_id}/recommendations", responses=NOT_SERVED)
-def read_recommendations(
-    user_id: KnownUserDep,
-    run: ActiveRunDep,
+async def read_recommendations(
+    user_id: str,
     graph: GraphDep,
     matrices: ItemMatricesDep,
     popular: PopularDep,
@@ -40,13 +40,14 @@ def read_recommendations(
     """The user's top ``k`` from the active run: its stored list, scores computed now from the stored
     embeddings when the user interacted since the run was activated (or has no list), or popular items
     when there is nothing to score from."""
-    result = serving.recommend(
-        graph, run, user_id, k=k, exclude_seen=exclude_seen, entity=entity, matrices=matrices, popular=popular
+    # one blocking call in the threadpool; the user and the run are checked by the same query as the list
+    result = await run_in_threadpool(
+        serving.recommend, graph, user_id, k=k, exclude_seen=exclude_seen, entity=entity, matrices=matrices, popular=popular
     )
     items = [
         RecommendedItem(item_id=s.item_id, title=s.title, score=s.score, rank=n) for n, s in enumerate(result.items, 1)
     ]
-    return RecommendationList(user_id=user_id, run_id=run.id, source=result.source, items=items)
+    return RecommendationList(user_id=user_id, run_id=result.run_id, source=result.source, items=items)
 
 
 @router.get("/{user_id}/recommendations/{item_id}/explanation", responses=NOT_SERVED)

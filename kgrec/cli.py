@@ -489,15 +489,19 @@ Epochs = Annotated[int, typer.Option(min=1, help="Most epochs (early stopping on
 LearningRate = Annotated[float, typer.Option(help="Adam learning rate.")]
 Patience = Annotated[int, typer.Option(min=1, help="Validations without improvement before stopping.")]
 Seed = Annotated[int, typer.Option(help="Seeds initialisation, sampling and the split.")]
+Device = Annotated[str, typer.Option(help="Torch device to train on, e.g. cpu, cuda, cuda:1.")]
 
 
 def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: float, patience: int, seed: int,
-                  progress: bool):
+                  device: str, progress: bool):
     from kgrec.model.harness import load_data, text_vectors
     from kgrec.model.kgrec_net import KGRecConfig
     from kgrec.model.text import TextEncoder
     from kgrec.model.training import TrainConfig
 
+    train = TrainConfig(epochs=epochs, lr=lr, batch_size=8192, eval_every=2, patience=patience, seed=seed,
+                        device=device)
+    train.torch_device  # noqa: B018 -- an unavailable device fails here, before the data is read
     settings = get_settings()
     data = load_data(export_dir)
     encoder = TextEncoder(settings.text_model, settings.data_dir / "text_cache", progress=progress)
@@ -506,7 +510,6 @@ def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: floa
     stats = encoder.stats
     console.print(f"Text: {stats.encoded} encoded, {stats.hits} from the cache ({stats.texts_per_second:.0f} texts/s).")
     config = KGRecConfig(dim=dim, num_layers=layers)
-    train = TrainConfig(epochs=epochs, lr=lr, batch_size=8192, eval_every=2, patience=patience, seed=seed)
     return data, items, entities, config, train
 
 
@@ -520,12 +523,14 @@ def train(
     lr: LearningRate = 5e-3,
     patience: Patience = 5,
     seed: Seed = 0,
+    device: Device = "cpu",
     progress: Progress = True,
 ) -> None:
     """Train KGRec (text + knowledge graph + collaborative signal, attention fusion) on an export."""
     from kgrec.model.harness import build, results_dict, run, save_checkpoint, write_results
 
-    data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed, progress)
+    data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed, device,
+                                                                progress)
     model = build("kgrec", items, entities, config, train_config, progress)
     result = run("kgrec", model, data)
     path = save_checkpoint(model, out / "kgrec.pt", {"export": str(export), "metrics": result.metrics})
@@ -548,12 +553,14 @@ def evaluate_models(
     lr: LearningRate = 5e-3,
     patience: Patience = 5,
     seed: Seed = 0,
+    device: Device = "cpu",
     progress: Progress = True,
 ) -> None:
     """Train and compare models on the export's split (full ranking, training items excluded)."""
     from kgrec.model.harness import build, run, write_results
 
-    data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed, progress)
+    data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed, device,
+                                                                progress)
     results = []
     for name in [m.strip() for m in models.split(",") if m.strip()]:
         console.print(f"[bold]{name}[/bold] ...")
@@ -579,6 +586,7 @@ def run_pipeline_cmd(
     patience: Patience = 5,
     seed: Seed = 0,
     keep_runs: Annotated[int, typer.Option(min=0, help="Inactive runs kept; older ones are pruned.")] = 2,
+    device: Device = "cpu",
     progress: Progress = True,
 ) -> None:
     """Export, train (or load a checkpoint), score, write back and activate a run."""
@@ -589,8 +597,11 @@ def run_pipeline_cmd(
     config = PipelineConfig(
         run_id=run_id, top_k=top_k, checkpoint=checkpoint, keep_runs=keep_runs,
         model=KGRecConfig(dim=dim, num_layers=layers),
-        train=TrainConfig(epochs=epochs, lr=lr, batch_size=8192, eval_every=2, patience=patience, seed=seed),
+        train=TrainConfig(epochs=epochs, lr=lr, batch_size=8192, eval_every=2, patience=patience, seed=seed,
+                          device=device),
     )
+    if checkpoint is None:
+        config.train.torch_device  # noqa: B018 -- an unavailable device fails here, before the export
     settings = get_settings()
     with _graph() as graph:
         result = run_pipeline(graph, settings, config, progress=progress, say=console.print)

@@ -166,7 +166,7 @@ class MFBPR:
 
     Args:
         dim (int): embedding size. (default: ``64``)
-        epochs, lr, weight_decay, batch_size, patience, eval_every, seed: the schedule, as in
+        epochs, lr, weight_decay, batch_size, patience, eval_every, seed, device: the schedule, as in
             :class:`~kgrec.model.training.TrainConfig` (same defaults; ``weight_decay`` is the BPR L2
             :math:`\lambda` on the batch's embeddings).
         progress (bool): show a tqdm bar with the loss and the last validation nDCG@20. (default: ``False``)
@@ -188,12 +188,13 @@ class MFBPR:
         patience: int = _DEFAULT.patience,
         eval_every: int = _DEFAULT.eval_every,
         seed: int = _DEFAULT.seed,
+        device: str = _DEFAULT.device,
         progress: bool = False,
     ) -> None:
         if dim < 1:
             raise KgrecError(f"'dim' (got {dim}) must be at least 1")
         self.dim, self.progress = dim, progress
-        self.config = TrainConfig(epochs, lr, weight_decay, batch_size, patience, eval_every, seed=seed)
+        self.config = TrainConfig(epochs, lr, weight_decay, batch_size, patience, eval_every, seed=seed, device=device)
         self.module: MatrixFactorization | None = None
         self.history: list[EpochRecord] = []
         self.best_epoch: int | None = None
@@ -212,7 +213,7 @@ class MFBPR:
     @torch.no_grad()
     def score(self, users: Tensor) -> Tensor:
         module = _fitted(self, self.module)
-        return module.score_all(_check_users(users, module.num_users))
+        return module.score_all(_check_users(users, module.num_users).to(module.item_emb.weight.device))
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(dim={self.dim}, {_config_repr(self.config)})"
@@ -239,7 +240,7 @@ class LightGCNRec:
     Args:
         dim (int): embedding size. (default: ``64``)
         num_layers (int): propagation layers :math:`L`. (default: ``3``)
-        epochs, lr, weight_decay, batch_size, patience, eval_every, seed: the schedule, as in
+        epochs, lr, weight_decay, batch_size, patience, eval_every, seed, device: the schedule, as in
             :class:`~kgrec.model.training.TrainConfig` (same defaults).
         progress (bool): show a tqdm bar with the loss and the last validation nDCG@20. (default: ``False``)
 
@@ -260,6 +261,7 @@ class LightGCNRec:
         patience: int = _DEFAULT.patience,
         eval_every: int = _DEFAULT.eval_every,
         seed: int = _DEFAULT.seed,
+        device: str = _DEFAULT.device,
         progress: bool = False,
     ) -> None:
         if dim < 1:
@@ -267,7 +269,7 @@ class LightGCNRec:
         if num_layers < 0:
             raise KgrecError(f"'num_layers' (got {num_layers}) must not be negative")
         self.dim, self.num_layers, self.progress = dim, num_layers, progress
-        self.config = TrainConfig(epochs, lr, weight_decay, batch_size, patience, eval_every, seed=seed)
+        self.config = TrainConfig(epochs, lr, weight_decay, batch_size, patience, eval_every, seed=seed, device=device)
         self.module: LightGCN | None = None
         self.history: list[EpochRecord] = []
         self.best_epoch: int | None = None
@@ -289,14 +291,18 @@ class LightGCNRec:
             node_id = torch.cat([users, pos + offset, neg + offset])
             return module.recommendation_loss(pos_rank, neg_rank, node_id=node_id, lambda_reg=self.config.weight_decay)
 
-        self.history, self.best_epoch = fit_bpr(self, module, data, self.config, batch_loss, self.progress)
+        self.adj = self.adj.to(self.config.torch_device)  # fit_bpr moves the module there
+        try:
+            self.history, self.best_epoch = fit_bpr(self, module, data, self.config, batch_loss, self.progress)
+        finally:
+            self.adj = self.adj.cpu()
         return self
 
     @torch.no_grad()
     def score(self, users: Tensor) -> Tensor:
         module = _fitted(self, self.module)
         emb = module.get_embedding(self.adj)
-        return emb[_check_users(users, self.num_users)] @ emb[self.num_users :].t()
+        return emb[_check_users(users, self.num_users).to(emb.device)] @ emb[self.num_users :].t()
 
     def __repr__(self) -> str:
         return (

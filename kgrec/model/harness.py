@@ -76,7 +76,7 @@ def build(name: str, item_vectors: torch.Tensor | None, entity_vectors: torch.Te
           config: KGRecConfig, train: TrainConfig, progress: bool) -> Any:
     """A fresh model by name (see MODELS and ABLATIONS)."""
     base = dict(epochs=train.epochs, lr=train.lr, weight_decay=train.weight_decay, batch_size=train.batch_size,
-                patience=train.patience, eval_every=train.eval_every, seed=train.seed)
+                patience=train.patience, eval_every=train.eval_every, seed=train.seed, device=train.device)
     factories: dict[str, Callable[[], Any]] = {
         "kgrec": lambda: KGRec(item_vectors, entity_vectors, config, train, progress=progress),
         "kgrec-no-text": lambda: KGRec(None, None, KGRecConfig(**{**config.as_dict(), "use_text": False}), train,

@@ -47,6 +47,8 @@ class TrainConfig:
         eval_every (int): epochs between validations (and the last epoch). (default: ``5``)
         val_k (int): early stopping follows validation ``ndcg@val_k``. (default: ``20``)
         seed (int): seeds the initialisation, the shuffling and the negatives. (default: ``0``)
+        device (str): the torch device training runs on, for example ``"cuda"``; the trained model is
+            moved back to the CPU at the end. (default: ``"cpu"``)
     """
 
     epochs: int = 100
@@ -57,6 +59,7 @@ class TrainConfig:
     eval_every: int = 5
     val_k: int = 20
     seed: int = 0
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience", "eval_every", "val_k"):
@@ -66,6 +69,18 @@ class TrainConfig:
             raise KgrecError(f"'lr' (got {self.lr}) must be positive")
         if self.weight_decay < 0:
             raise KgrecError(f"'weight_decay' (got {self.weight_decay}) must not be negative")
+        try:
+            torch.device(self.device)
+        except RuntimeError as err:
+            raise KgrecError(f"'device' (got {self.device!r}) is not a torch device: {err}") from None
+
+    @property
+    def torch_device(self) -> torch.device:
+        """:attr:`device` as a :class:`torch.device`; a :class:`KgrecError` when it is not available here."""
+        device = torch.device(self.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise KgrecError(f"'device' is {self.device!r} but torch sees no CUDA device on this machine")
+        return device
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -224,7 +239,9 @@ def fit_bpr(
     Every ``config.eval_every`` epochs (and at the last) ``recommender`` is evaluated on the validation split
     (:func:`~kgrec.model.evaluate.evaluate`, training items excluded); training stops after
     ``config.patience`` validations without improvement and the best weights are loaded back. Without
-    validation interactions it trains all epochs and keeps the last weights.
+    validation interactions it trains all epochs and keeps the last weights. Training runs on
+    ``config.device`` (``module`` is moved there, and each batch's indices; ``recommender.score`` must accept
+    CPU user indices and may answer on that device); at the end ``module`` is back on the CPU.
 
     Args:
         recommender: what is evaluated (its ``score`` reads ``module``).
@@ -238,10 +255,12 @@ def fit_bpr(
         The history (one :class:`EpochRecord` per epoch) and the epoch whose weights were kept (None
         without validation).
     """
+    device = config.torch_device
     generator = torch.Generator().manual_seed(config.seed)
     sampler = BPRSampler(data.train_matrix, generator=generator)
     if len(sampler) == 0:
         raise KgrecError("there are no training interactions to fit on")
+    module.to(device)
     optimizer = torch.optim.Adam(module.parameters(), lr=config.lr)
     stopper = EarlyStopping(config.patience)
     monitor = f"ndcg@{config.val_k}"
@@ -254,7 +273,7 @@ def fit_bpr(
             module.train()
             total = 0.0
             for users, pos, neg in sampler.batches(config.batch_size):
-                loss = batch_loss(users, pos, neg)
+                loss = batch_loss(users.to(device), pos.to(device), neg.to(device))
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -271,5 +290,6 @@ def fit_bpr(
                 break
     if stopper.best_state is not None:
         stopper.restore(module)
+    module.to("cpu")
     module.eval()
     return history, stopper.best_epoch

@@ -83,3 +83,14 @@ def test_synth_writes_generic_files(tmp_path: Path) -> None:
 def test_synth_bad_config_is_one_line(tmp_path: Path) -> None:
     result = run_cli("synth", "--out", "syn", "--users", "5", "--interactions", "2", env=cli_env(), cwd=tmp_path)
     assert_one_line_error(result, "interactions")
+
+
+def test_a_bad_training_device_is_one_line(tmp_path: Path) -> None:
+    result = run_cli("train", "--export", "nowhere", "--device", "gpu-please", env=cli_env(), cwd=tmp_path)
+    assert_one_line_error(result, "'device'", "gpu-please")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_cuda_on_a_machine_without_it_is_one_line(tmp_path: Path) -> None:
+    result = run_cli("train", "--export", "nowhere", "--device", "cuda", env=cli_env(), cwd=tmp_path)
+    assert_one_line_error(result, "no CUDA device")

@@ -9,8 +9,9 @@ each user's interactions for test, 10 % for validation, the rest for training; e
 training part only and early-stops on validation), then trains and evaluates every model — full ranking of
 the whole catalogue, training and validation items excluded — and the cold-start protocol: 10 % of the
 items that have text or knowledge links (seeded) lose all their training and validation interactions, which
-become test interactions; models are retrained on what is left and rank the whole catalogue for the users
-who had interacted with those items; only the cold items count as relevant.
+become test interactions; models are retrained on what is left and rank the cold items for the users who had
+interacted with them (the goal's protocol; ``catalogue ndcg@20`` also reports the stricter ranking of the whole
+catalogue, where cold items must beat items with history); only the cold items count as relevant.
 
 Writes, under ``--out`` (default ``benchmarks/results/quality``): per dataset ``<name>/results.{md,csv}``,
 ``<name>/curves.png`` (training loss and validation nDCG@20), ``<name>/cold_start.csv``; and ``--docs``
@@ -64,7 +65,7 @@ TITLES = {"hetrec-lastfm": "HetRec Last.FM-2k", "movielens": "MovieLens ml-lates
           "recbole": "RecBole ml-100k + Freebase KG"}
 SPLIT = SplitSpec(kind="random", val=0.1, test=0.2, seed=0)
 BASELINES = ("popularity", "itemknn", "mf-bpr", "lightgcn", "text")
-COLD_MODELS = ("popularity", "itemknn", "text", "kgrec", "kgrec-no-neighbourhood")
+COLD_MODELS = ("popularity", "itemknn", "text", "kgrec")
 COLD_SHARE = 0.1
 GOAL_RATIO = 1.05
 GOAL_COLD_VS_POPULARITY = 2.0
@@ -90,7 +91,8 @@ def main() -> None:
             raise SystemExit(f"{args.data / DATASETS[name]} is missing: point --data at the folder that holds {DATASETS[name]}/")
     torch.set_num_threads(args.threads)
     config = KGRecConfig(dim=args.dim, num_layers=args.layers)
-    train = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=8192, eval_every=args.eval_every, patience=args.patience, seed=0)
+    train = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=8192, eval_every=args.eval_every, patience=args.patience, seed=0,
+                        device=args.device)
     encoder = TextEncoder(args.text_model, args.out / "text_cache", progress=False)
     began = time.perf_counter()
     sections = []
@@ -128,6 +130,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--report-only", action="store_true", help="write --docs from the sections saved under --out")
     parser.add_argument("--note", default="", help="a line for the report's header (how the sections were measured)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--device", default="cpu", help="torch device the trained models train on (e.g. cuda)")
     parser.add_argument("--uri", help="use this Neo4j (it is WIPED) instead of a throwaway local one")
     parser.add_argument("--user", default="neo4j")
     parser.add_argument("--password", default="")
@@ -162,7 +165,12 @@ def fit_and_evaluate(key: str, data: RecData, vectors, config: KGRecConfig, trai
         began = time.perf_counter()
         model.fit(fit_data)
         seconds = time.perf_counter() - began
-    metrics = evaluate(model, fit_data, "test", ks=KS) if cold is None else evaluate_cold_start(model, fit_data, cold, ks=KS)
+    if cold is None:
+        metrics = evaluate(model, fit_data, "test", ks=KS)
+    else:
+        metrics = evaluate_cold_start(model, fit_data, cold, ks=KS)
+        strict = evaluate_cold_start(model, fit_data, cold, ks=KS, candidates="catalogue")
+        metrics["catalogue ndcg@20"] = strict["ndcg@20"]
     history = [(r.epoch, r.loss, r.val) for r in getattr(model, "history", [])]
     result = Result(getattr(model, "name", key), metrics, seconds, (rss.peak - rss.before) / MIB,
                     getattr(model, "best_epoch", None), history)
@@ -241,7 +249,8 @@ def merged_sections(out: Path, fresh: list[dict]) -> list[dict]:
 
 
 # -- the report ----------------------------------------------------------------------------------------
-COLUMNS = ("recall@20", "ndcg@20", "precision@20", "hit@20", "mrr", "coverage@20", "recall@10", "ndcg@10")
+COLUMNS = ("recall@20", "ndcg@20", "precision@20", "hit@20", "mrr", "coverage@20", "recall@10", "ndcg@10",
+           "catalogue ndcg@20")
 
 
 def table(runs: list[Run], with_training: bool = True) -> pd.DataFrame:
@@ -291,6 +300,9 @@ def goals(section: dict) -> list[str]:
             text = cold["text"]["ndcg@20"]
             lines.append(f"- cold start: KGRec {ours:.4f} vs text-only {text:.4f} "
                          f"(goal: above: {'met' if ours > text else 'MISSED'})")
+        if "catalogue ndcg@20" in cold["kgrec"]:
+            strict = {k: m["catalogue ndcg@20"] for k, m in cold.items() if "catalogue ndcg@20" in m}
+            lines.append("- cold start, whole catalogue ranked: " + ", ".join(f"{k} {v:.4f}" for k, v in strict.items()))
     return lines
 
 
@@ -306,7 +318,8 @@ def write_docs(sections: list[dict], args: argparse.Namespace, config: KGRecConf
         "",
         f"- date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
         f"- command: `python {' '.join(shlex.quote(a) for a in sys.argv)}` ({seconds / 60:.0f} min)",
-        f"- machine: {platform.platform()}, {torch.get_num_threads()} torch threads, CPU only; kgrec {__version__}, "
+        f"- machine: {platform.platform()}, {torch.get_num_threads()} torch threads, "
+        f"{'CPU only' if train.device == 'cpu' else 'training on ' + train.device}; kgrec {__version__}, "
         f"torch {torch.__version__}",
         *([f"- {args.note}"] if args.note else []),
         f"- KGRec: {json.dumps(config.as_dict())}; training {json.dumps(train.as_dict())}",
@@ -321,8 +334,10 @@ def write_docs(sections: list[dict], args: argparse.Namespace, config: KGRecConf
         f"{train.eval_every}, patience {train.patience}), text-only (cosine of the user's mean item text vector).",
         "",
         "**Cold start.** 10 % of the items that have text or knowledge links lose all their training and "
-        "validation interactions to the test split; models are retrained, rank the whole catalogue for the "
-        "users who interacted with those items, and only the cold items count as relevant.",
+        "validation interactions to the test split; models are retrained and rank the held-out items for the "
+        "users who interacted with them; only the cold items count as relevant. `catalogue ndcg@20` is the "
+        "stricter protocol: the whole catalogue is ranked (less training and validation items), so a cold item "
+        "must also beat the items with interaction history.",
         "",
         f"![nDCG@20 per model and dataset]({image.relative_to(docs.parent)})",
         "",

@@ -208,6 +208,7 @@ def _save(model: KGRec, run_dir: Path, data: RecData, text_model: str, metrics: 
         "best_epoch": model.best_epoch, "beta": model.beta, "text_model": text_model, "metrics": metrics,
         "user_ids": data.user_ids, "item_ids": data.item_ids, "entity_ids": data.entity_ids,
         "trained_item_ids": [data.item_ids[k] for k in torch.nonzero(model.net.item_has_id).flatten().tolist()],
+        "cold_anchors": model.net.cold_anchors(),  # where new items are placed (KGRecNet.new_item_embeddings)
     }, path)
     return path
 

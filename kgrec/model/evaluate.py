@@ -71,14 +71,21 @@ def evaluate_cold_start(
     ks: Sequence[int] = (10, 20),
     batch_size: int = 1024,
     exclude: Sequence[str] = ("train", "val"),
+    candidates: str = "cold",
 ) -> dict[str, float]:
     """Evaluate the recommendation of ``cold_items`` (for example items with no training interactions).
 
-    The users are those with at least one **test** interaction on a cold item. Each of them gets a ranking
-    of **all** items (less the items of ``exclude``, as in :func:`evaluate`), and the relevant items are
-    only their test items that are cold: a recommended test item that is not cold is neither a hit nor
-    removed, it simply takes a place in the list. So ``recall@K`` is the share of a user's cold test items
-    found in the top :math:`K` of the full catalogue, and ``ndcg@K`` normalises by those cold items.
+    The users are those with at least one **test** interaction on a cold item, and the relevant items are
+    only their test items that are cold. What each user's ranking holds depends on ``candidates``:
+
+    - ``"cold"`` — the cold items alone (less the items of ``exclude``): the usual item cold-start protocol,
+      where a new item must be put in front of the users who will want it, among the other new items;
+    - ``"catalogue"`` — **all** items less the items of ``exclude`` (as in :func:`evaluate`): a cold item must
+      also beat the items with interaction history, and a recommended test item that is not cold is neither a
+      hit nor removed, it simply takes a place in the list.
+
+    ``recall@K`` is the share of a user's cold test items found in the top :math:`K`, and ``ndcg@K``
+    normalises by those cold items.
 
     Args:
         model: anything with ``score(users: LongTensor) -> FloatTensor [B, num_items]``.
@@ -88,7 +95,10 @@ def evaluate_cold_start(
         batch_size (int): users scored at once. (default: ``1024``)
         exclude (sequence of str): the splits whose items are removed from the ranking.
             (default: ``("train", "val")``)
+        candidates (str): ``"cold"`` or ``"catalogue"``, see above. (default: ``"cold"``)
     """
+    if candidates not in ("cold", "catalogue"):
+        raise KgrecError(f"'candidates' (got {candidates!r}) must be 'cold' or 'catalogue'")
     cold_items = torch.as_tensor(cold_items, dtype=torch.long).flatten()
     if cold_items.numel() and (int(cold_items.min()) < 0 or int(cold_items.max()) >= data.num_items):
         bad = int(cold_items.min()) if int(cold_items.min()) < 0 else int(cold_items.max())
@@ -100,7 +110,11 @@ def evaluate_cold_start(
     users = torch.from_numpy(np.flatnonzero(np.diff(truth.indptr)))
     if users.numel() == 0:
         raise KgrecError(f"no test interaction is on one of the {cold_items.numel()} cold items")
-    return _rank(model, data, users, truth, _union(data, exclude), ks, batch_size)
+    only = None
+    if candidates == "cold":
+        only = torch.zeros(data.num_items, dtype=torch.bool)
+        only[cold_items] = True
+    return _rank(model, data, users, truth, _union(data, exclude), ks, batch_size, only)
 
 
 def _pairs(data: RecData, split: str) -> Tensor:
@@ -125,7 +139,10 @@ def _rank(
     seen: sp.csr_matrix | None,
     ks: Sequence[int],
     batch_size: int,
+    only: Tensor | None = None,
 ) -> dict[str, float]:
+    """Rank for ``users``: every item less their ``seen`` ones (and, with ``only``, a boolean item mask,
+    less the items outside it)."""
     if batch_size < 1:
         raise KgrecError(f"'batch_size' (got {batch_size}) must be positive")
     metrics = RankingMetrics(ks, data.num_items)
@@ -139,5 +156,7 @@ def _rank(
             )
         if seen is not None:
             exclude_(scores, batch, seen)
+        if only is not None:
+            scores[:, ~only.to(scores.device)] = float("-inf")
         metrics.update(top_k(scores, metrics.kmax), truth[batch.numpy()])
     return metrics.compute()

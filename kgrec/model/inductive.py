@@ -3,8 +3,9 @@
 A KGRec item embedding fuses an id part, a text part and a knowledge part (see
 :mod:`kgrec.model.kgrec_net`). A new item — added by ``POST /items`` or by a knowledge engineer after the
 run — has no id part, but its text and its knowledge links are enough: :class:`ItemEmbedder` loads the
-run's checkpoint and computes :meth:`KGRecNet.new_item_embeddings` for it, in the same space as the run's
-stored embeddings, so it can be ranked against users and found by the vector index at once.
+run's checkpoint and computes :meth:`KGRecNet.new_item_embeddings` for it — placed among the run's trained
+items by content, as the model places cold items — in the same space as the run's stored embeddings, so it
+can be ranked against users and found by the vector index at once.
 """
 
 from __future__ import annotations
@@ -54,8 +55,10 @@ class ItemEmbedder:
         text_model (str): the sentence-transformers model the run's text vectors came from.
     """
 
-    def __init__(self, net: KGRecNet, relation_index: dict[str, int], entity_index: dict[str, int], text_model: str) -> None:
+    def __init__(self, net: KGRecNet, relation_index: dict[str, int], entity_index: dict[str, int], text_model: str,
+                 anchors: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         self.net, self.relation_index, self.entity_index, self.text_model = net, relation_index, entity_index, text_model
+        self.anchors = anchors  # KGRecNet.cold_anchors() of the trained graph (None: checkpoints without them)
 
     @classmethod
     def load(cls, checkpoint_dir: str | Path) -> ItemEmbedder:
@@ -67,7 +70,8 @@ class ItemEmbedder:
         if entity_ids is None:
             raise KgrecError(f"{path} has no entity id map; it was not written by `kgrec run`")
         return cls(build_net(checkpoint), dict(checkpoint["relation_index"]),
-                   {e: k for k, e in enumerate(entity_ids)}, checkpoint.get("text_model", ""))
+                   {e: k for k, e in enumerate(entity_ids)}, checkpoint.get("text_model", ""),
+                   checkpoint.get("cold_anchors"))
 
     @property
     def dimension(self) -> int:
@@ -98,7 +102,7 @@ class ItemEmbedder:
                  if r in self.relation_index and e in self.entity_index]
         kg = torch.tensor(known, dtype=torch.long).reshape(-1, 3).T
         with torch.no_grad():
-            items, alpha = self.net.new_item_embeddings(text, kg[0], kg[1], kg[2], n)
+            items, alpha = self.net.new_item_embeddings(text, kg[0], kg[1], kg[2], n, self.anchors)
         return items.numpy(), alpha.numpy()
 
     def __repr__(self) -> str:

@@ -33,6 +33,19 @@ when ``use_social``), with the fused items as the items' layer 0:
 and the score :math:`\hat{y}_{ui} = \mathbf{x}_u^\top \mathbf{x}_i`. Training is BPR
 (:func:`~kgrec.model.training.fit_bpr`).
 
+**Cold items.** An item with no interaction has no id part and no edges, so propagation would leave it
+its fused layer 0 alone, on another scale than the items whose layers carry collaborative signal. At
+inference it is placed among them instead: with :math:`\mathbf{c}_i` the fusion of its text and knowledge
+parts only (its *content*) and :math:`A` the anchor items (trained id part and interactions),
+
+.. math::
+    \mathbf{x}_i = \sum_{j \in N_k(i)} \operatorname{softmax}_{N_k(i)}\big(\cos(\mathbf{c}_i,
+    \mathbf{c}_j) / \tau\big)\, \mathbf{x}_j,
+
+over its :math:`k` = ``COLD_NEIGHBOURS`` nearest anchors by content (:math:`\tau` = ``COLD_TEMPERATURE``),
+in the spirit of content-to-collaborative mappings for cold start (e.g. DropoutNet, Volkovs et al.,
+NeurIPS 2017); new items added after training (:meth:`KGRecNet.new_item_embeddings`) are placed the same way.
+
 The served score adds an item-neighbourhood channel, weighted on validation (:class:`KGRec`).
 
 Why this shape: KGAT-style attention lets each item weigh its facts (a genre matters more than a
@@ -48,6 +61,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import scatter, softmax
 
@@ -58,6 +72,8 @@ from kgrec.model.evaluate import evaluate
 from kgrec.model.training import EpochRecord, TrainConfig, bpr_loss, fit_bpr, seeded
 
 PARTS = ("id", "text", "kg")
+COLD_NEIGHBOURS = 20  # anchor items a cold item's embedding is drawn from
+COLD_TEMPERATURE = 0.1  # softmax temperature over their content cosines
 BETAS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # weights of the neighbourhood channel tried on validation
 
 
@@ -143,8 +159,10 @@ class KGRecNet(nn.Module):
         self.register_buffer("kg_relation", torch.empty(0, dtype=torch.long))
         self.register_buffer("kg_entity", torch.empty(0, dtype=torch.long))
         self.register_buffer("item_has_id", torch.ones(num_items, dtype=torch.bool))
-        self.adjacency: Tensor | None = None
+        self.register_buffer("adjacency", None, persistent=False)  # moves with .to(); not in checkpoints
+        self.register_buffer("item_connected", torch.zeros(num_items, dtype=torch.bool), persistent=False)
         self._cache: tuple[Tensor, Tensor] | None = None
+        self.cold_map: tuple[Tensor, Tensor, Tensor] | None = None  # set with the cache (see embeddings())
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -165,15 +183,17 @@ class KGRecNet(nn.Module):
     def attach(self, data: RecData, relation_index: dict[str, int]) -> None:
         """Take the graph structure from ``data``: training interactions (and links), knowledge triples,
         and which items have an id part (those with at least one training interaction)."""
+        device = self.user_emb.weight.device
         pairs = [(edges, relation_index[name]) for name, edges in data.item_entity.items() if name in relation_index]
         if pairs:
-            self.kg_item = torch.cat([e[0] for e, _ in pairs])
-            self.kg_entity = torch.cat([e[1] for e, _ in pairs])
-            self.kg_relation = torch.cat([torch.full((e.shape[1],), r, dtype=torch.long) for e, r in pairs])
+            self.kg_item = torch.cat([e[0] for e, _ in pairs]).to(device)
+            self.kg_entity = torch.cat([e[1] for e, _ in pairs]).to(device)
+            self.kg_relation = torch.cat([torch.full((e.shape[1],), r, dtype=torch.long) for e, r in pairs]).to(device)
         seen = torch.zeros(self.num_items, dtype=torch.bool)
         seen[data.train[1]] = True
-        self.item_has_id = seen
-        self.adjacency = _normalized_adjacency(data, self.config.use_social)
+        self.item_has_id = seen.to(device)
+        self.item_connected = seen.to(device)  # has interaction edges in the propagation graph
+        self.adjacency = _normalized_adjacency(data, self.config.use_social).to(device)
         self._cache = None
 
     # -- item parts and fusion -----------------------------------------------------------------------
@@ -215,13 +235,16 @@ class KGRecNet(nn.Module):
         return knowledge, has_kg, weight
 
     def new_item_embeddings(
-        self, text: Tensor | None, kg_item: Tensor, kg_relation: Tensor, kg_entity: Tensor, num_new: int
+        self, text: Tensor | None, kg_item: Tensor, kg_relation: Tensor, kg_entity: Tensor, num_new: int,
+        anchors: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor]:
         r"""Final embeddings of ``num_new`` items that are not in the graph the model was trained on (cold
-        start): no id part and no interaction edges, so propagation leaves them their fused layer 0, scaled
-        by the layer mean, :math:`\mathbf{h}_i / (L + 1)`. ``text``: ``[num_new, t]`` vectors (rows of zeros:
-        no text); ``kg_*``: their knowledge links (new-item index, relation index, entity index). Returns
-        ``([num_new, d] embeddings, [num_new, 3] fusion weights)``."""
+        start). ``text``: ``[num_new, t]`` vectors (rows of zeros: no text); ``kg_*``: their knowledge links
+        (new-item index, relation index, entity index); ``anchors``: :meth:`cold_anchors` of the trained
+        graph — each new item with text or links is then placed among the anchors as a cold item of the
+        graph is (module docstring). Without anchors (or for an item with neither text nor links) it gets
+        what propagation leaves an isolated item, its fused content over the layer count,
+        :math:`\mathbf{c}_i / (L + 1)`. Returns ``([num_new, d] embeddings, [num_new, 3] fusion weights)``."""
         d = self.config.dim
         device = self.user_emb.weight.device
         zeros = torch.zeros(num_new, d, device=device)
@@ -235,8 +258,28 @@ class KGRecNet(nn.Module):
             kg_part, kg_mask, _ = self._attend(base, kg_item, kg_relation, kg_entity, num_new)
         nothing = ~(text_mask | kg_mask)  # an item with neither: its untrained mean id part would be noise
         parts = torch.stack([zeros, text_part, kg_part], 1)
-        items, alpha = self.fuse(parts, torch.stack([nothing, text_mask, kg_mask], 1))
-        return items / (self.config.num_layers + 1), alpha
+        content, alpha = self.fuse(parts, torch.stack([nothing, text_mask, kg_mask], 1))
+        items = content / (self.config.num_layers + 1)
+        if anchors is not None and anchors[0].numel() and not nothing.all():
+            placed = ~nothing
+            neighbours, weights = _nearest(content[placed], anchors[0])
+            items[placed] = (weights.unsqueeze(-1) * anchors[1][neighbours]).sum(1)
+        return items, alpha
+
+    def content(self) -> tuple[Tensor, Tensor]:
+        """``([num_items, d] content, [num_items] has content)``: each item's text and knowledge parts fused
+        without its id part — what a cold item has to go on."""
+        parts, mask = self.item_parts(torch.ones(self.num_items, dtype=torch.bool, device=self.item_has_id.device))
+        return self.fuse(parts, mask)[0], mask[:, 1] | mask[:, 2]
+
+    def cold_anchors(self) -> tuple[Tensor, Tensor]:
+        """``([A, d] unit content vectors, [A, d] final embeddings)`` of the anchor items (trained id part
+        and interactions in the attached graph): what :meth:`new_item_embeddings` places new items among."""
+        _, items = self.embeddings()
+        with torch.no_grad():
+            content, _ = self.content()
+        anchors = self.item_has_id & self.item_connected
+        return F.normalize(content[anchors], dim=1), items[anchors]
 
     def knowledge_attention(self) -> Tensor:
         """``[E]`` the attention weight of each knowledge link (``kg_item``, ``kg_relation``, ``kg_entity``) at
@@ -277,10 +320,23 @@ class KGRecNet(nn.Module):
         return out[: self.num_users], out[self.num_users :]
 
     def embeddings(self) -> tuple[Tensor, Tensor]:
-        """Inference embeddings, computed once per set of weights (cleared by train())."""
+        """Inference embeddings, with the cold items (no interaction, but text or knowledge links) placed
+        among the anchors (module docstring); computed once per set of weights and graph (cleared by
+        train() and attach()). Sets :attr:`cold_map` to ``(cold items [C], their anchor items [C, k],
+        weights [C, k])``, or None when there is nothing to place."""
         if self._cache is None or self.training:
             with torch.no_grad():
-                self._cache = self.forward()
+                users, items = self.forward()
+                self.cold_map = None
+                content, has_content = self.content()
+                cold = torch.nonzero(~self.item_connected & has_content).flatten()
+                anchors = torch.nonzero(self.item_has_id & self.item_connected).flatten()
+                if cold.numel() and anchors.numel():
+                    neighbours, weights = _nearest(content[cold], F.normalize(content[anchors], dim=1))
+                    self.cold_map = (cold, anchors[neighbours], weights)
+                    items = items.clone()
+                    items[cold] = (weights.unsqueeze(-1) * items[anchors[neighbours]]).sum(1)
+                self._cache = (users, items)
         return self._cache
 
     def train(self, mode: bool = True) -> KGRecNet:
@@ -293,6 +349,16 @@ class KGRecNet(nn.Module):
             f"{self.__class__.__name__}({self.num_users}, {self.num_items}, {self.num_entities}, "
             f"dim={self.config.dim}, num_layers={self.config.num_layers}, parts={parts})"
         )
+
+
+def _nearest(queries: Tensor, unit_keys: Tensor, k: int = COLD_NEIGHBOURS, temperature: float = COLD_TEMPERATURE,
+             chunk: int = 4096) -> tuple[Tensor, Tensor]:
+    """For each query, its ``k`` nearest rows of ``unit_keys`` (unit vectors) by cosine and their softmax
+    weights at ``temperature``: ``([Q, k] indices, [Q, k] weights)``, in chunks of ``chunk`` queries."""
+    k = min(k, unit_keys.shape[0])
+    found = [(F.normalize(part, dim=1) @ unit_keys.T).topk(k, dim=1) for part in queries.split(chunk)]
+    values = torch.cat([f.values for f in found])
+    return torch.cat([f.indices for f in found]), torch.softmax(values / temperature, dim=1)
 
 
 def _normalized_adjacency(data: RecData, use_social: bool) -> Tensor:
@@ -369,7 +435,7 @@ class KGRec:
         generator = torch.Generator().manual_seed(self.train_config.seed + 1)
 
         def batch_loss(users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-            hide = torch.rand(net.num_items, generator=generator) < dropout if dropout else None
+            hide = (torch.rand(net.num_items, generator=generator) < dropout).to(users.device) if dropout else None
             u, i = net(hide)
             pos_s = (u[users] * i[pos]).sum(-1)
             neg_s = (u[users] * i[neg]).sum(-1)
@@ -409,10 +475,17 @@ class KGRec:
         if self.net is None:
             raise KgrecError("KGRec is not fitted: call fit(data) first")
         u, i = self.net.embeddings()
-        scores = u[users.long()] @ i.T
+        scores = u[users.long().to(u.device)] @ i.T
         if self.knn is None or not self.beta:
             return scores
-        return _standardise(scores) + self.beta * _standardise(self.knn.score(users).float())
+        knn = self.knn.score(users.cpu()).float().to(scores.device)
+        if self.net.cold_map is not None:  # cold items: no co-occurrence; placed as their embeddings are
+            cold, neighbours, weights = self.net.cold_map
+            placed = torch.zeros(knn.shape[0], cold.numel(), device=knn.device)
+            for j in range(neighbours.shape[1]):
+                placed += knn[:, neighbours[:, j]] * weights[:, j]
+            knn[:, cold] = placed
+        return _standardise(scores) + self.beta * _standardise(knn)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.net or self.config})"

@@ -112,8 +112,8 @@ def test_fit_and_score() -> None:
 
 
 def test_a_new_item_embeds_like_a_trained_cold_item() -> None:
-    """new_item_embeddings (the API's cold start) gives a cold item of the graph exactly its embedding:
-    no id part, no edges, its fused layer 0 over the layer mean."""
+    """new_item_embeddings (the API's cold start) with the graph's anchors gives a cold item of the graph
+    exactly its embedding: placed among the anchors by its content."""
     model, data = net()
     model.eval()
     _, items = model.embeddings()
@@ -122,7 +122,8 @@ def test_a_new_item_embeds_like_a_trained_cold_item() -> None:
              for k, e in zip(edges[0].tolist(), edges[1].tolist()) if k == cold]
     kg = torch.tensor([[0 for _ in links], [r for _, r, _ in links], [e for _, _, e in links]])
     with torch.no_grad():
-        new, alpha = model.new_item_embeddings(model.item_text[cold : cold + 1], kg[0], kg[1], kg[2], 1)
+        new, alpha = model.new_item_embeddings(model.item_text[cold : cold + 1], kg[0], kg[1], kg[2], 1,
+                                               model.cold_anchors())
     assert torch.allclose(new[0], items[cold], atol=1e-6)
     assert alpha[0, 0] == 0 and alpha.sum().item() == pytest.approx(1.0)
 
@@ -154,3 +155,61 @@ def test_neighbourhood_channel_is_weighted_on_validation() -> None:
     off = KGRec(None, None, KGRecConfig(dim=8, num_layers=1, neighbourhood=False),
                 TrainConfig(epochs=2, batch_size=16, eval_every=1, patience=2)).fit(data)
     assert off.knn is None and off.beta == 0.0
+
+
+def test_cold_items_are_placed_among_the_anchors_by_content() -> None:
+    model, _ = net()
+    model.eval()
+    _, items = model.embeddings()
+    cold, neighbours, weights = model.cold_map
+    assert cold.tolist() == [9]  # the one item with content and no training interaction
+    anchors = model.item_has_id & model.item_connected
+    assert anchors[neighbours].all() and not anchors[9]
+    assert torch.allclose(weights.sum(1), torch.ones(1)) and (weights[:, :-1] >= weights[:, 1:]).all()
+    assert torch.allclose(items[9], (weights[0].unsqueeze(-1) * items[neighbours[0]]).sum(0), atol=1e-6)
+    # the nearest anchor is the one whose content is most like the cold item's
+    content, _ = model.content()
+    cos = torch.nn.functional.cosine_similarity(content[9].unsqueeze(0), content[anchors], dim=1)
+    assert torch.nonzero(anchors).flatten()[cos.argmax()] == neighbours[0, 0]
+
+
+def test_without_anchors_a_new_item_keeps_its_content_over_the_layer_count() -> None:
+    model, _ = net()
+    model.eval()
+    text = torch.randn(2, T)
+    text[1] = 0  # the second has neither text nor links
+    none = torch.empty(0, dtype=torch.long)
+    with torch.no_grad():
+        alone, alpha = model.new_item_embeddings(text, none, none, none, 2)
+        placed, _ = model.new_item_embeddings(text, none, none, none, 2, model.cold_anchors())
+        content = model.text_mlp(text[:1])
+    assert torch.allclose(alone[0], content[0] / 3, atol=1e-6) and alpha[0, 1] == 1
+    assert not torch.allclose(placed[0], alone[0]) and torch.equal(placed[1], alone[1])
+
+
+def test_the_neighbourhood_channel_places_cold_items_too() -> None:
+    from kgrec.model.kgrec_net import _standardise
+
+    data = tiny()
+    data.val = data.test
+    model = KGRec(torch.randn(I, T), torch.randn(E, T), KGRecConfig(dim=8, num_layers=1),
+                  TrainConfig(epochs=2, batch_size=16, eval_every=1, patience=2)).fit(data)
+    model.beta = 1.0
+    users = torch.arange(U)
+    u, items = model.net.embeddings()
+    cold, neighbours, weights = model.net.cold_map
+    knn = model.knn.score(users).float()
+    assert (knn[:, cold] == 0).all()  # no co-occurrence for an item nobody trained on
+    knn[:, cold] = (knn[:, neighbours[0]] * weights[0]).sum(1, keepdim=True)
+    expected = _standardise(u @ items.T) + _standardise(knn)
+    assert torch.allclose(model.score(users), expected, atol=1e-5)
+
+
+def test_a_device_that_is_not_one_is_refused() -> None:
+    from kgrec.errors import KgrecError
+
+    with pytest.raises(KgrecError, match="'device'"):
+        TrainConfig(device="gpu-please")
+    if not torch.cuda.is_available():
+        with pytest.raises(KgrecError, match="no CUDA device"):
+            _ = TrainConfig(device="cuda").torch_device

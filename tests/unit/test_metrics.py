@@ -214,10 +214,22 @@ def test_evaluate_cold_start_counts_only_cold_test_items() -> None:
     data, model = tiny()
     # cold item 2: only u0 has it in test; its ranking without train and val is [3, 4, 2] -> rank 3.
     # u1's test item 3 is not cold: u1 is not evaluated.
-    out = evaluate_cold_start(model, data, torch.tensor([2]), ks=(1, 3))
+    out = evaluate_cold_start(model, data, torch.tensor([2]), ks=(1, 3), candidates="catalogue")
     assert out["users"] == 1
     assert out["recall@1"] == 0 and out["recall@3"] == 1 and out["mrr"] == pytest.approx(1 / 3)
     assert out["ndcg@3"] == pytest.approx(0.5)
+
+
+def test_evaluate_cold_start_ranks_only_the_cold_items_by_default() -> None:
+    data, model = tiny()
+    # cold items 2 and 4, ranked alone: u0's list is [4, 2] (item 3 is not a candidate) -> item 2 at rank 2
+    out = evaluate_cold_start(model, data, torch.tensor([2, 4]), ks=(1, 3))
+    assert out["users"] == 1
+    assert out["recall@1"] == 0 and out["recall@3"] == 1 and out["mrr"] == pytest.approx(1 / 2)
+    assert out["ndcg@3"] == pytest.approx(1 / math.log2(3))
+    assert out["coverage@3"] == pytest.approx(2 / 5)  # only candidates are ever recommended
+    with pytest.raises(KgrecError, match="'candidates'"):
+        evaluate_cold_start(model, data, torch.tensor([2]), candidates="warm")
 
 
 def test_evaluate_errors() -> None:

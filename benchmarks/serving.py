@@ -455,7 +455,8 @@ def write_outputs(out: Path, rows: list[Row], notes: list[str]) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add = parser.add_argument
-    add("--data", type=Path, default=Path("/work/shared/data/hetrec-lastfm-2k"), help="default: %(default)s")
+    add("--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hetrec-lastfm-2k",
+        help="the HetRec Last.FM-2k folder (default: %(default)s)")
     add("--users", type=int, default=0, help="keep the first N users only (default 0: all)")
     add("--concurrency", default="1,16,64", help="concurrent clients, comma-separated (default: %(default)s)")
     add("--seconds", type=float, default=10.0, help="measured seconds per level (default: %(default)s)")

@@ -65,13 +65,22 @@ def start_run(graph: Graph, run_id: str, params: dict[str, Any] | None = None) -
 def write_embeddings(
     graph: Graph, run: Run, label: Label, ids: Sequence[str], vectors: np.ndarray, *, batch_size: int = 2000
 ) -> int:
-    """Write one vector per node into the run's slot; make sure the slot's vector index fits the dimension."""
+    """Write one vector per node into the run's slot, then (re)build the slot's vector index for them.
+
+    When the slot is not the active run's (the normal case: :func:`start_run` gives a new run the other
+    slot), its index is dropped before the writes and created after them, so Neo4j populates it once in
+    bulk instead of updating it vector by vector; the active run's slot keeps its index throughout.
+    """
     vectors = np.asarray(vectors, dtype=np.float32)
     if vectors.ndim != 2 or len(vectors) != len(ids):
         raise WriteBackError(f"{label.value} embeddings: expected {len(ids)} rows of vectors, got shape {vectors.shape}")
     if not np.isfinite(vectors).all():
         raise WriteBackError(f"{label.value} embeddings hold NaN or infinite values; nothing written")
-    _ensure_index(graph, label, run.slot, vectors.shape[1])
+    name = q.embedding_index(label, run.slot)
+    existing = next((i for i in graph.read(q.SHOW_INDEXES) if i["name"] == name), None)
+    current = active_run(graph)
+    if existing is not None and (current is None or current.slot != run.slot or existing["dimensions"] != vectors.shape[1]):
+        graph.run_autocommit(q.DROP_INDEX, name=name)  # not being served: rebuilt below
     query = q.set_embeddings(label, run.slot)
     written = 0
     for start in range(0, len(ids), batch_size):
@@ -81,16 +90,9 @@ def write_embeddings(
         if got != len(rows):
             raise WriteBackError(f"{label.value} embeddings: {len(rows) - got} of a batch's ids are not in the graph")
         written += got
-    return written
-
-
-def _ensure_index(graph: Graph, label: Label, slot: str, dimension: int) -> None:
-    name = q.embedding_index(label, slot)
-    existing = next((i for i in graph.read(q.SHOW_INDEXES) if i["name"] == name), None)
-    if existing is not None and existing["dimensions"] != dimension:
-        graph.run_autocommit(q.DROP_INDEX, name=name)  # the slot is not being served: safe to rebuild
-    graph.run_autocommit(q.create_embedding_index(label, slot, dimension))
+    graph.run_autocommit(q.create_embedding_index(label, run.slot, vectors.shape[1]))
     graph.run_autocommit(q.AWAIT_INDEX, name=name, seconds=300)  # queries on a populating index fail
+    return written
 
 
 def write_recommendations(graph: Graph, run: Run, recommendations: pd.DataFrame, *, batch_users: int = 500) -> int:

@@ -311,17 +311,24 @@ def create_embedding_index(label: Label, slot: str, dimension: int) -> str:
 def _refuse_slot(slot: str) -> str:
     raise SchemaError(f"{slot!r} is not an embedding slot (use one of {EMBEDDING_SLOTS})")
 # Idempotent per (user, run): a retried batch replaces that user's list for the run.
+_CREATE_LISTS = (
+    "WITH u, user UNWIND user.recs AS rec "
+    f"MATCH (i:{quote(Label.ITEM)} {{id: rec.item}}) "
+    f"CREATE (u)-[r:{quote(RelType.RECOMMENDED)} {{run: $run, score: rec.score, rank: rec.rank, explanation: rec.explanation}}]->(i) "
+    "RETURN count(r) AS written"
+)
+# A batch of lists; a retried batch first deletes the users' lists of the run, so nothing is doubled.
 WRITE_RECOMMENDATIONS = (
     "UNWIND $users AS user "
     f"MATCH (u:{quote(Label.USER)} {{id: user.id}}) "
     "CALL (u) { "
     f"  MATCH (u)-[old:{quote(RelType.RECOMMENDED)}]->() WHERE old.run = $run DELETE old "
     "} "
-    "WITH u, user UNWIND user.recs AS rec "
-    f"MATCH (i:{quote(Label.ITEM)} {{id: rec.item}}) "
-    f"CREATE (u)-[r:{quote(RelType.RECOMMENDED)} {{run: $run, score: rec.score, rank: rec.rank, explanation: rec.explanation}}]->(i) "
-    "RETURN count(r) AS written"
+    + _CREATE_LISTS
 )
+# The same for a run that has no list yet: no delete, so the plan needs no Eager operators.
+CREATE_RECOMMENDATIONS = f"UNWIND $users AS user MATCH (u:{quote(Label.USER)} {{id: user.id}}) " + _CREATE_LISTS
+RUN_HAS_LISTS = f"RETURN EXISTS {{ MATCH ()-[rec:{quote(RelType.RECOMMENDED)}]->() WHERE rec.run = $run }} AS has"
 PRUNABLE_RUNS = (
     f"MATCH (r:{quote(Label.MODEL_RUN)}) WHERE NOT r.active "
     "RETURN r.id AS id ORDER BY r.created_at DESC SKIP $keep"

@@ -6,8 +6,9 @@ A run goes through four steps, each safe to retry:
    embedding slot (``embedding_a`` / ``embedding_b``) that the active run does *not* use.
 2. :func:`write_embeddings` and :func:`write_recommendations` write in batches, one transaction each:
    vectors into the run's slot (tagged ``embedding_<slot>_run``, served by the slot's vector index), and
-   ``(:User)-[:RECOMMENDED {run, score, rank, explanation}]->(:Item)`` per user — a retried batch replaces
-   that user's list for the run, so nothing is doubled.
+   ``(:User)-[:RECOMMENDED {run, score, rank, explanation}]->(:Item)`` per user — a write-back retried
+   after an interruption replaces each user's list for the run, so nothing is doubled (a batch is one
+   transaction: it commits whole or not at all).
 3. :func:`complete_run` marks it ``complete`` with its metrics and counts.
 4. :func:`activate_run` swaps the active flag in one transaction.
 
@@ -101,9 +102,12 @@ def write_recommendations(graph: Graph, run: Run, recommendations: pd.DataFrame,
     missing = {"user_id", "item_id", "score", "rank"} - set(recommendations.columns)
     if missing:
         raise WriteBackError(f"recommendations lack column(s) {sorted(missing)}")
+    # a run that has no list yet (the normal case) takes plain CREATEs; one written before (an interrupted
+    # write-back, retried) replaces each batch's users' lists
+    query = q.WRITE_RECOMMENDATIONS if graph.read_columns(q.RUN_HAS_LISTS, run=run.id)["has"] else q.CREATE_RECOMMENDATIONS
     written = 0
     for users in _user_batches(recommendations, batch_users):
-        records, _ = graph.write_returning(q.WRITE_RECOMMENDATIONS, users=users, run=run.id)
+        records, _ = graph.write_returning(query, users=users, run=run.id)
         expected = sum(len(u["recs"]) for u in users)
         got = records[0]["written"] if records else 0
         if got != expected:

@@ -21,6 +21,7 @@ import threading
 import time
 import types
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -689,52 +690,43 @@ def test_api_recovers_when_neo4j_restarts(tmp_path: Path) -> None:
         server.stop()
 
 
-def test_kgrec_serve_runs_the_app(api_settings: Settings, tmp_path: Path) -> None:
+@contextmanager
+def kgrec_serve(settings: Settings, cwd: Path, *args: str, first: str = "/health") -> Iterator[tuple[subprocess.Popen, int, httpx.Response]]:
+    """``kgrec serve ARGS`` on a free port, in its own process group: ``(process, port, the first answer to
+    GET first)`` once it answers (at most 60 s); stopped with SIGTERM at the end."""
     port = free_port()
-    env = cli_env(api_settings, KGREC_API_KEY=KEY)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kgrec", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        [sys.executable, "-m", "kgrec", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+        env=cli_env(settings, KGREC_API_KEY=KEY), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
-                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                answer = httpx.get(f"http://127.0.0.1:{port}{first}", timeout=5)
                 break
             except httpx.TransportError:
                 assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode() if proc.poll() is not None else "no answer"
                 time.sleep(0.3)
-        assert health.json() == {"status": "ok"}
-        assert httpx.get(f"http://127.0.0.1:{port}/docs", timeout=5).status_code == 200
-        assert httpx.get(f"http://127.0.0.1:{port}/ready", timeout=10).status_code in (200, 503)
+        yield proc, port, answer
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
 
 
+def test_kgrec_serve_runs_the_app(api_settings: Settings, tmp_path: Path) -> None:
+    with kgrec_serve(api_settings, tmp_path) as (_, port, health):
+        assert health.json() == {"status": "ok"}
+        assert httpx.get(f"http://127.0.0.1:{port}/docs", timeout=5).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/ready", timeout=10).status_code in (200, 503)
+
+
 def test_kgrec_serve_with_workers_serves_from_each(api_settings: Settings, served: Graph, tmp_path: Path) -> None:
-    port = free_port()
-    env = cli_env(api_settings, KGREC_API_KEY=KEY)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kgrec", "serve", "--port", str(port), "--workers", "2"],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                ready = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode() if proc.poll() is not None else "no answer"
-                time.sleep(0.3)
+    with kgrec_serve(api_settings, tmp_path, "--workers", "2", first="/ready") as (proc, port, ready):
         assert ready.json() == {"status": "ready", "database": "neo4j", "run_id": "R1"}
         for _ in range(4):  # new connections: both workers answer
             body = httpx.get(f"http://127.0.0.1:{port}/users/u1/recommendations", timeout=10).json()
             assert body["source"] == "precomputed" and [i["item_id"] for i in body["items"]] == ["i2", "i6", "i5", "i3"]
         workers = psutil.Process(proc.pid).children(recursive=True)
         assert len([w for w in workers if "spawn_main" in " ".join(w.cmdline())]) == 2
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)

@@ -1,6 +1,6 @@
 """Quality benchmark: every model on the same split of three real datasets, and the table in docs/results.md.
 
-    .venv/bin/python benchmarks/quality.py                 # all three datasets, all models (about an hour on 2 cores)
+    .venv/bin/python benchmarks/quality.py                 # all three datasets, all models (about two hours on 2 cores)
     .venv/bin/python benchmarks/quality.py --datasets hetrec-lastfm --models kgrec,itemknn
 
 For each dataset it loads the adapter's files (``--data``, default ``../shared/data``) into a throwaway local
@@ -12,6 +12,17 @@ items that have text or knowledge links (seeded) lose all their training and val
 become test interactions; models are retrained on what is left and rank the cold items for the users who had
 interacted with them (the goal's protocol; ``catalogue ndcg@20`` also reports the stricter ranking of the whole
 catalogue, where cold items must beat items with history); only the cold items count as relevant.
+
+A machine without Neo4j (a GPU box, say) runs from snapshots: ``--save-snapshots DIR`` writes, per dataset,
+the exported split and the encoded text (``<name>.pt``; text vectors as float16 to keep it small), and
+``--from-snapshots DIR`` trains and evaluates on them with no Neo4j and no text encoder::
+
+    .venv/bin/python benchmarks/quality.py --save-snapshots .gpu --models popularity --no-cold-start --docs ''
+    python3 benchmarks/quality.py --from-snapshots .gpu --device cuda --out benchmarks/results/quality-gpu --docs ''
+
+On a CUDA device each trained model's peak GPU memory (``torch.cuda.max_memory_allocated``) is recorded;
+the report gathers the sections under ``--gpu-out`` (default ``benchmarks/results/quality-gpu``) into a
+table beside the CPU figures.
 
 Writes, under ``--out`` (default ``benchmarks/results/quality``): per dataset ``<name>/results.{md,csv}``,
 ``<name>/curves.png`` (training loss and validation nDCG@20), ``<name>/cold_start.csv``; and ``--docs``
@@ -78,6 +89,7 @@ class Run:
     result: Result
     peak_mib: float
     beta: float | None = None  # KGRec's neighbourhood weight, chosen on validation
+    gpu_peak_mib: float | None = None  # torch.cuda.max_memory_allocated during training, on a CUDA device
 
 
 def main() -> None:
@@ -87,7 +99,10 @@ def main() -> None:
     for name in names:
         if name not in DATASETS:
             raise SystemExit(f"unknown dataset {name!r}: choose from {', '.join(DATASETS)}")
-        if not (args.data / DATASETS[name]).is_dir():
+        if args.from_snapshots:
+            if not (args.from_snapshots / f"{name}.pt").is_file():
+                raise SystemExit(f"{args.from_snapshots / (name + '.pt')} is missing: write it with --save-snapshots")
+        elif not (args.data / DATASETS[name]).is_dir():
             raise SystemExit(f"{args.data / DATASETS[name]} is missing: point --data at the folder that holds {DATASETS[name]}/")
     torch.set_num_threads(args.threads)
     config = KGRecConfig(dim=args.dim, num_layers=args.layers)
@@ -99,12 +114,21 @@ def main() -> None:
     if args.report_only:  # gather the sections saved under --out into --docs, measure nothing
         write_docs(merged_sections(args.out, []), args, config, train, 0.0)
         return
+    if args.from_snapshots:  # no Neo4j, no encoder: the split and the text vectors come from the snapshots
+        for name in names:
+            data, vectors = load_snapshot(args.from_snapshots / f"{name}.pt")
+            sections.append(run_dataset(name, data, models, encoder, config, train, args, vectors))
+            sections[-1] = merge_into_saved(sections[-1]) if args.keep_models else sections[-1]
+            save_section(sections[-1])
+        write_docs(merged_sections(args.out, sections), args, config, train, time.perf_counter() - began)
+        return
     with neo4j_server(args) as server:
         graph = Graph.connect(_settings(server))
         try:
             for name in names:
                 data = load_and_export(graph, name, args.data / DATASETS[name])
                 sections.append(run_dataset(name, data, models, encoder, config, train, args))
+                sections[-1] = merge_into_saved(sections[-1]) if args.keep_models else sections[-1]
                 save_section(sections[-1])
         finally:
             graph.close()
@@ -119,10 +143,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--models", default=",".join((*MODELS, *ABLATIONS)), help="comma-separated model names")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/quality"))
     parser.add_argument("--docs", default="docs/results.md", help="the markdown report ('' for none)")
-    parser.add_argument("--epochs", type=int, default=150, help="most epochs of every trained model (early stopping)")
+    parser.add_argument("--epochs", type=int, default=500,
+                        help="most epochs of every trained model (early stopping; LightGCN needs ~200-350 to converge)")
     parser.add_argument("--lr", type=float, default=5e-3, help="Adam's learning rate of every trained model")
     parser.add_argument("--eval-every", type=int, default=4, help="epochs between validations")
-    parser.add_argument("--patience", type=int, default=3, help="validations without improvement before stopping")
+    parser.add_argument("--patience", type=int, default=10, help="validations without improvement before stopping")
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--text-model", default="all-MiniLM-L6-v2")
@@ -131,6 +156,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--note", default="", help="a line for the report's header (how the sections were measured)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--device", default="cpu", help="torch device the trained models train on (e.g. cuda)")
+    parser.add_argument("--keep-models", action="store_true",
+                        help="keep the models an earlier run saved for the same dataset, split and schedule (add ablations later)")
+    parser.add_argument("--save-snapshots", type=Path, help="also write each dataset's split and text vectors here")
+    parser.add_argument("--from-snapshots", type=Path, help="run on snapshots written by --save-snapshots (no Neo4j)")
+    parser.add_argument("--gpu-out", type=Path, default=Path("benchmarks/results/quality-gpu"),
+                        help="sections measured on a GPU, reported beside the CPU figures")
     parser.add_argument("--uri", help="use this Neo4j (it is WIPED) instead of a throwaway local one")
     parser.add_argument("--user", default="neo4j")
     parser.add_argument("--password", default="")
@@ -161,10 +192,16 @@ def fit_and_evaluate(key: str, data: RecData, vectors, config: KGRecConfig, trai
     model = build(key, *vectors, config, train, progress=False)
     fit_data = shuffled_knowledge(data) if key == "kgrec-kg-shuffled" else data
     release_free_memory()
+    cuda = train.torch_device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(train.torch_device)
     with RssSampler() as rss:
         began = time.perf_counter()
         model.fit(fit_data)
+        if cuda:
+            torch.cuda.synchronize(train.torch_device)
         seconds = time.perf_counter() - began
+    gpu_peak = torch.cuda.max_memory_allocated(train.torch_device) / MIB if cuda else None
     if cold is None:
         metrics = evaluate(model, fit_data, "test", ks=KS)
     else:
@@ -175,8 +212,9 @@ def fit_and_evaluate(key: str, data: RecData, vectors, config: KGRecConfig, trai
     result = Result(getattr(model, "name", key), metrics, seconds, (rss.peak - rss.before) / MIB,
                     getattr(model, "best_epoch", None), history)
     log(f"  {key:<18} ndcg@20 {metrics['ndcg@20']:.4f}  recall@20 {metrics['recall@20']:.4f}  "
-        f"{seconds:6.1f} s  peak +{result.peak_rss_mib:.0f} MiB  best epoch {result.best_epoch}")
-    return Run(key, result, result.peak_rss_mib, getattr(model, "beta", None))
+        f"{seconds:6.1f} s  peak +{result.peak_rss_mib:.0f} MiB" + (f" (GPU {gpu_peak:.0f} MiB)" if cuda else "")
+        + f"  best epoch {result.best_epoch}")
+    return Run(key, result, result.peak_rss_mib, getattr(model, "beta", None), gpu_peak)
 
 
 def cold_split(data: RecData, share: float, seed: int = 0) -> tuple[RecData, torch.Tensor]:
@@ -199,11 +237,41 @@ def cold_split(data: RecData, share: float, seed: int = 0) -> tuple[RecData, tor
     return RecData(**fields), cold
 
 
+def save_snapshot(path: Path, data: RecData, vectors) -> None:
+    """The split and the text vectors of one dataset, for a machine without Neo4j: only rows with text,
+    as float16 (a snapshot of HetRec is about 25 MB)."""
+    def rows(v: torch.Tensor | None):
+        if v is None:
+            return None
+        keep = torch.nonzero(v.abs().sum(dim=1) > 0).flatten()
+        return {"shape": tuple(v.shape), "index": keep, "values": v[keep].half()}
+
+    fields = {f: getattr(data, f) for f in data.__dataclass_fields__ if f != "data"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"data": fields, "vectors": [rows(v) for v in vectors]}, path)
+    log(f"  snapshot: {path} ({path.stat().st_size / MIB:.1f} MiB)")
+
+
+def load_snapshot(path: Path):
+    def dense(blob):
+        if blob is None:
+            return None
+        out = torch.zeros(blob["shape"])
+        out[blob["index"]] = blob["values"].float()
+        return out
+
+    blob = torch.load(path, weights_only=False)
+    return RecData(**blob["data"]), tuple(dense(v) for v in blob["vectors"])
+
+
 def run_dataset(name: str, data: RecData, models: list[str], encoder: TextEncoder, config: KGRecConfig,
-                train: TrainConfig, args: argparse.Namespace) -> dict:
-    with phase(f"{name}: encode item and entity text ({resolve_model(args.text_model)})"):
-        vectors = text_vectors(data, encoder)
-        log(f"  {encoder.stats.encoded} encoded, {encoder.stats.hits} from the cache")
+                train: TrainConfig, args: argparse.Namespace, vectors=None) -> dict:
+    if vectors is None:
+        with phase(f"{name}: encode item and entity text ({resolve_model(args.text_model)})"):
+            vectors = text_vectors(data, encoder)
+            log(f"  {encoder.stats.encoded} encoded, {encoder.stats.hits} from the cache")
+        if args.save_snapshots:
+            save_snapshot(args.save_snapshots / f"{name}.pt", data, vectors)
     runs = []
     with phase(f"{name}: {len(models)} models on the same split"):
         for key in models:
@@ -221,24 +289,35 @@ def run_dataset(name: str, data: RecData, models: list[str], encoder: TextEncode
               "train": int(data.train.shape[1]), "val": int(data.val.shape[1]), "test": int(data.test.shape[1]),
               "knowledge": int(sum(e.shape[1] for e in data.item_entity.values())),
               "relations": len(data.item_entity)}
-    return {"name": name, "runs": runs, "cold": cold_runs, "counts": counts, "folder": folder}
+    return {"name": name, "runs": runs, "cold": cold_runs, "counts": counts, "folder": folder,
+            "schedule": {k: v for k, v in train.as_dict().items() if k in ("epochs", "lr", "batch_size", "eval_every", "patience", "device")}}
 
 
 # -- saved sections: a report can gather datasets measured by separate runs of this script -----------------
 def save_section(section: dict) -> None:
     runs = lambda rs: [{"key": r.key, "model": r.result.model, "metrics": r.result.metrics, "train_seconds": r.result.train_seconds,
-                        "peak_mib": r.peak_mib, "beta": r.beta, "best_epoch": r.result.best_epoch} for r in rs]
+                        "peak_mib": r.peak_mib, "beta": r.beta, "best_epoch": r.result.best_epoch,
+                        "gpu_peak_mib": r.gpu_peak_mib} for r in rs]
     (section["folder"] / "section.json").write_text(json.dumps(
         {"name": section["name"], "counts": section["counts"], "runs": runs(section["runs"]), "cold": runs(section["cold"]),
-         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=1))
+         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": device_name(),
+         "schedule": section.get("schedule")}, indent=1))
+
+
+def device_name() -> str:
+    """What trained the models: the GPU's name, or the CPU and its torch threads."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return torch.cuda.get_device_name()
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} torch threads"
 
 
 def load_section(path: Path) -> dict:
     raw = json.loads(path.read_text())
     runs = lambda rs: [Run(r["key"], Result(r["model"], r["metrics"], r["train_seconds"], r["peak_mib"], r["best_epoch"]),
-                           r["peak_mib"], r["beta"]) for r in rs]
+                           r["peak_mib"], r["beta"], r.get("gpu_peak_mib")) for r in rs]
     return {"name": raw["name"], "counts": raw["counts"], "runs": runs(raw["runs"]), "cold": runs(raw["cold"]),
-            "folder": path.parent, "measured_at": raw.get("measured_at")}
+            "folder": path.parent, "measured_at": raw.get("measured_at"), "device": raw.get("device"),
+            "schedule": raw.get("schedule")}
 
 
 def merged_sections(out: Path, fresh: list[dict]) -> list[dict]:
@@ -246,6 +325,25 @@ def merged_sections(out: Path, fresh: list[dict]) -> list[dict]:
     by_name = {load_section(p)["name"]: load_section(p) for p in sorted(out.glob("*/section.json"))}
     by_name |= {s["name"]: s for s in fresh}
     return [by_name[name] for name in DATASETS if name in by_name]
+
+
+def merge_into_saved(section: dict) -> dict:
+    """``section`` with the models that an earlier run saved for the same dataset, the same split counts and
+    the same schedule, and that this run did not measure (``--keep-models``: ablations added by a second run)."""
+    path = section["folder"] / "section.json"
+    if not path.is_file():
+        return section
+    saved = load_section(path)
+    if saved["counts"] != section["counts"] or saved.get("schedule") != section.get("schedule"):
+        log(f"  {path}: another split or schedule, not merged")
+        return section
+    merged = dict(section)
+    for part in ("runs", "cold"):
+        fresh = {r.key for r in section[part]}
+        merged[part] = section[part] + [r for r in saved[part] if r.key not in fresh]
+    log(f"  kept from {path} ({saved['measured_at']}): "
+        + ", ".join(r.key for part in ("runs", "cold") for r in merged[part][len(section[part]):]))
+    return merged
 
 
 # -- the report ----------------------------------------------------------------------------------------
@@ -346,6 +444,7 @@ def write_docs(sections: list[dict], args: argparse.Namespace, config: KGRecConf
         c = section["counts"]
         out += [f"## {TITLES[section['name']]}", "",
                 *([f"Measured {section['measured_at']} by an earlier run of this script."] if section.get("measured_at") else []),
+                *([f"Schedule: {json.dumps(section['schedule'])}."] if section.get("schedule") else []),
                 f"{c['users']:,} users, {c['items']:,} items, {c['entities']:,} entities, {c['knowledge']:,} item–entity "
                 f"links over {c['relations']} relations; interactions: {c['train']:,} train, {c['val']:,} validation, "
                 f"{c['test']:,} test. Training curves: `{section['folder'] / 'curves.png'}`.", "",
@@ -353,8 +452,60 @@ def write_docs(sections: list[dict], args: argparse.Namespace, config: KGRecConf
         if section["cold"]:
             out += ["Cold start (held-out items only):", "", markdown_table(table(section["cold"])), ""]
         out += ["Goals and ablations:", "", *goals(section), ""]
+    if args.gpu_out and args.gpu_out.resolve() != args.out.resolve():
+        out += gpu_report(args.gpu_out, sections, args.gpu_out.parent / "convergence-gpu")
     docs.write_text("\n".join(out))
     log(f"written: {docs}, {image}")
+
+
+def gpu_report(folder: Path, cpu_sections: list[dict], convergence: Path | None = None) -> list[str]:
+    """The sections measured on a GPU (``--from-snapshots … --device cuda --out <folder>``), with the CPU
+    training time of the same model beside each."""
+    gpu_sections = merged_sections(folder, []) if folder.is_dir() else []
+    if not gpu_sections:
+        return []
+    cpu = {(s["name"], r.key): r for s in cpu_sections for r in s["runs"]}
+    rows = []
+    for section in gpu_sections:
+        for r in section["runs"]:
+            if r.gpu_peak_mib is None:
+                continue
+            base = cpu.get((section["name"], r.key))
+            rows.append({"dataset": TITLES[section["name"]], "model": r.result.model,
+                         "GPU train s": round(r.result.train_seconds, 1),
+                         "CPU train s": round(base.result.train_seconds, 1) if base else "",
+                         "GPU peak MiB": round(r.gpu_peak_mib), "best epoch": r.result.best_epoch,
+                         "ndcg@20 (GPU run)": round(r.result.metrics["ndcg@20"], 4),
+                         "ndcg@20 (CPU run)": round(base.result.metrics["ndcg@20"], 4) if base else ""})
+    if not rows:
+        return []
+    devices = sorted({s.get("device") or "?" for s in gpu_sections})
+    own = gpu_sections[0].get("schedule") or {}
+    schedules = {f"epochs{own.get('epochs')}-patience{own.get('patience')}": gpu_sections}
+    if convergence and convergence.is_dir():
+        schedules |= {p.name: merged_sections(p, []) for p in sorted(convergence.iterdir()) if p.is_dir()}
+    check = []
+    for section in gpu_sections:
+        for r in section["runs"]:
+            row = {"dataset": TITLES[section["name"]], "model": r.result.model}
+            for label, sections in schedules.items():
+                other = {(s["name"], o.key): o for s in sections for o in s["runs"]}.get((section["name"], r.key))
+                if other:
+                    m = other.result.metrics
+                    row[f"{label}: ndcg / recall @20 (best epoch)"] = (
+                        f"{m['ndcg@20']:.4f} / {m['recall@20']:.4f} ({other.result.best_epoch})")
+            check.append(row)
+    return ["## Training on a GPU", "",
+            f"Device: {', '.join(devices)}; measured {', '.join(sorted({s['measured_at'] or '?' for s in gpu_sections}))} "
+            f"from snapshots (`--from-snapshots`, text vectors stored as float16), same split and configuration, "
+            f"schedule {json.dumps(gpu_sections[0].get('schedule'))}; the CPU columns are the tables above "
+            f"(2 cores). `{folder}`.", "",
+            markdown_table(pd.DataFrame(rows)), "",
+            *(["**Do the baselines converge?** The same models on the GPU under shorter schedules "
+               f"(`{convergence}`; each column: up to N epochs, stopping after P validations without improvement). "
+               "A best epoch equal to the cap means the model was still improving when stopped — not trained "
+               "to convergence; this benchmark's default (500 epochs, patience 10) leaves every model room to "
+               "converge.", "", markdown_table(pd.DataFrame(check)), ""] if len(schedules) > 1 else [])]
 
 
 def plot(sections: list[dict], path: Path) -> None:

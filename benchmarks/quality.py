@@ -229,11 +229,15 @@ def cold_split(data: RecData, share: float, seed: int = 0) -> tuple[RecData, tor
     candidates = torch.nonzero(has_side & trained).flatten().numpy()
     rng = np.random.default_rng(seed)
     cold = torch.from_numpy(np.sort(rng.choice(candidates, size=max(1, int(share * len(candidates))), replace=False)))
-    moved = [pairs[:, torch.isin(pairs[1], cold)] for pairs in (data.train, data.val)]
-    keep_train = ~torch.isin(data.train[1], cold)
+    is_cold = {split: torch.isin(getattr(data, split)[1], cold) for split in ("train", "val")}
     fields = {f: getattr(data, f) for f in data.__dataclass_fields__}
-    fields.update(train=data.train[:, keep_train], train_weight=data.train_weight[keep_train],
-                  val=data.val[:, ~torch.isin(data.val[1], cold)], test=torch.cat([data.test, *moved], dim=1))
+    fields.update(train=data.train[:, ~is_cold["train"]], train_weight=data.train_weight[~is_cold["train"]],
+                  val=data.val[:, ~is_cold["val"]],
+                  test=torch.cat([data.test, data.train[:, is_cold["train"]], data.val[:, is_cold["val"]]], dim=1))
+    if data.train_rating is not None:  # the ratings move with their pairs
+        fields.update(train_rating=data.train_rating[~is_cold["train"]], val_rating=data.val_rating[~is_cold["val"]],
+                      test_rating=torch.cat([data.test_rating, data.train_rating[is_cold["train"]],
+                                             data.val_rating[is_cold["val"]]]))
     return RecData(**fields), cold
 
 
@@ -348,7 +352,7 @@ def merge_into_saved(section: dict) -> dict:
 
 # -- the report ----------------------------------------------------------------------------------------
 COLUMNS = ("recall@20", "ndcg@20", "precision@20", "hit@20", "mrr", "coverage@20", "recall@10", "ndcg@10",
-           "catalogue ndcg@20")
+           "catalogue ndcg@20", "rmse", "mae")
 
 
 def table(runs: list[Run], with_training: bool = True) -> pd.DataFrame:
@@ -382,6 +386,11 @@ def goals(section: dict) -> list[str]:
                 delta = ours["ndcg@20"] - by_key[key]["ndcg@20"]
                 rel = delta / by_key[key]["ndcg@20"] if by_key[key]["ndcg@20"] else float("nan")
                 lines.append(f"- {what} adds {delta:+.4f} nDCG@20 ({rel:+.1%}) over KGRec without it")
+    rated = {k: m for k, m in by_key.items() if "rmse" in m}
+    if rated:
+        lines.append("- ratings (test RMSE / MAE): " + ", ".join(f"{k} {m['rmse']:.4f} / {m['mae']:.4f}" for k, m in rated.items())
+                     + (f"; the rating loss changes KGRec's nDCG@20 by {by_key['kgrec-rating']['ndcg@20'] - by_key['kgrec']['ndcg@20']:+.4f}"
+                        if "kgrec-rating" in by_key and "kgrec" in by_key else ""))
     cold = {r.key: r.result.metrics for r in section["cold"]}
     if "kgrec" in cold:
         ours = cold["kgrec"]["ndcg@20"]

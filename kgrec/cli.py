@@ -490,10 +490,12 @@ LearningRate = Annotated[float, typer.Option(help="Adam learning rate.")]
 Patience = Annotated[int, typer.Option(min=1, help="Validations without improvement before stopping.")]
 Seed = Annotated[int, typer.Option(help="Seeds initialisation, sampling and the split.")]
 Device = Annotated[str, typer.Option(help="Torch device to train on, e.g. cpu, cuda, cuda:1.")]
+RatingWeight = Annotated[float, typer.Option(min=0.0, help="Weight of a rating MSE loss beside BPR (0: no rating "
+                                             "head); needs a rating column. Adds test RMSE and MAE.")]
 
 
 def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: float, patience: int, seed: int,
-                  device: str, progress: bool):
+                  device: str, progress: bool, rating_weight: float = 0.0):
     from kgrec.model.harness import load_data, text_vectors
     from kgrec.model.kgrec_net import KGRecConfig
     from kgrec.model.text import TextEncoder
@@ -504,12 +506,15 @@ def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: floa
     train.torch_device  # noqa: B018 -- an unavailable device fails here, before the data is read
     settings = get_settings()
     data = load_data(export_dir)
+    if rating_weight > 0 and not data.has_ratings:
+        raise KgrecError(f"--rating-weight {rating_weight} needs explicit ratings, and the export {export_dir} has "
+                         "none in its training split (load the interactions with a rating column)")
     encoder = TextEncoder(settings.text_model, settings.data_dir / "text_cache", progress=progress)
     with console.status(f"Encoding item and entity text with {settings.text_model} ..."):
         items, entities = text_vectors(data, encoder)
     stats = encoder.stats
     console.print(f"Text: {stats.encoded} encoded, {stats.hits} from the cache ({stats.texts_per_second:.0f} texts/s).")
-    config = KGRecConfig(dim=dim, num_layers=layers)
+    config = KGRecConfig(dim=dim, num_layers=layers, rating_weight=rating_weight)
     return data, items, entities, config, train
 
 
@@ -524,13 +529,14 @@ def train(
     patience: Patience = 5,
     seed: Seed = 0,
     device: Device = "cpu",
+    rating_weight: RatingWeight = 0.0,
     progress: Progress = True,
 ) -> None:
     """Train KGRec (text + knowledge graph + collaborative signal, attention fusion) on an export."""
     from kgrec.model.harness import build, results_dict, run, save_checkpoint, write_results
 
     data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed, device,
-                                                                progress)
+                                                                progress, rating_weight)
     model = build("kgrec", items, entities, config, train_config, progress)
     result = run("kgrec", model, data)
     path = save_checkpoint(model, out / "kgrec.pt", {"export": str(export), "metrics": result.metrics})
@@ -546,7 +552,8 @@ def evaluate_models(
     export: ExportDir,
     out: Annotated[Path, typer.Option(help="Folder for results.md, results.csv and curves.png.")] = Path("data/eval"),
     models: Annotated[str, typer.Option(help="Comma-separated: kgrec, popularity, itemknn, mf-bpr, lightgcn, text, "
-                                        "kgrec-no-text, kgrec-no-kg, kgrec-kg-shuffled.")] = "popularity,itemknn,text,kgrec",
+                                        "kgrec-no-text, kgrec-no-kg, kgrec-kg-shuffled, kgrec-no-neighbourhood; with "
+                                        "ratings also kgrec-rating, bias, mean (RMSE, MAE).")] = "popularity,itemknn,text,kgrec",
     dim: Dim = 64,
     layers: Layers = 3,
     epochs: Epochs = 200,
@@ -554,20 +561,22 @@ def evaluate_models(
     patience: Patience = 5,
     seed: Seed = 0,
     device: Device = "cpu",
+    rating_weight: RatingWeight = 0.0,
     progress: Progress = True,
 ) -> None:
     """Train and compare models on the export's split (full ranking, training items excluded)."""
     from kgrec.model.harness import build, run, write_results
 
     data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed, device,
-                                                                progress)
+                                                                progress, rating_weight)
     results = []
     for name in [m.strip() for m in models.split(",") if m.strip()]:
         console.print(f"[bold]{name}[/bold] ...")
         results.append(run(name, build(name, items, entities, config, train_config, progress), data))
         r = results[-1]
         console.print(f"  recall@20 {r.metrics['recall@20']:.4f}  ndcg@20 {r.metrics['ndcg@20']:.4f}  "
-                      f"({r.train_seconds:.0f}s)")
+                      + (f"rmse {r.metrics['rmse']:.4f}  mae {r.metrics['mae']:.4f}  " if "rmse" in r.metrics else "")
+                      + f"({r.train_seconds:.0f}s)")
     paths = write_results(results, out, f"Comparison on {export}")
     console.print(paths["md"].read_text())
     console.print(f"Written: {paths['md']}, {paths['csv']}, {paths['png']}")
@@ -587,6 +596,7 @@ def run_pipeline_cmd(
     seed: Seed = 0,
     keep_runs: Annotated[int, typer.Option(min=0, help="Inactive runs kept; older ones are pruned.")] = 2,
     device: Device = "cpu",
+    rating_weight: RatingWeight = 0.0,
     progress: Progress = True,
 ) -> None:
     """Export, train (or load a checkpoint), score, write back and activate a run."""
@@ -596,7 +606,7 @@ def run_pipeline_cmd(
 
     config = PipelineConfig(
         run_id=run_id, top_k=top_k, checkpoint=checkpoint, keep_runs=keep_runs,
-        model=KGRecConfig(dim=dim, num_layers=layers),
+        model=KGRecConfig(dim=dim, num_layers=layers, rating_weight=rating_weight),
         train=TrainConfig(epochs=epochs, lr=lr, batch_size=8192, eval_every=2, patience=patience, seed=seed,
                           device=device),
     )

@@ -43,7 +43,7 @@ from kgrec.model.baselines import ItemKNN
 from kgrec.model.data import RecData
 from kgrec.model.evaluate import evaluate
 from kgrec.model.explain import Explainer
-from kgrec.model.harness import text_vectors
+from kgrec.model.harness import rating_metrics, text_vectors
 from kgrec.model.inductive import CHECKPOINT, build_net
 from kgrec.model.kgrec_net import KGRec, KGRecConfig
 from kgrec.model.metrics import exclude_
@@ -129,7 +129,7 @@ def run_pipeline(graph: Graph, settings: Settings, config: PipelineConfig = Pipe
     with timed("train", "Loading the checkpoint" if config.checkpoint else "Training KGRec"):
         model = _load(config.checkpoint, data) if config.checkpoint else \
             KGRec(items_text, entities_text, config.model, config.train, progress=progress).fit(data)
-        metrics = evaluate(model, data, "test", ks=(10, 20)) if data.test.numel() else {}
+        metrics = evaluate(model, data, "test", ks=(10, 20)) | rating_metrics(model, data) if data.test.numel() else {}
     if metrics:
         say(f"  test: ndcg@20 {metrics['ndcg@20']:.4f}, recall@20 {metrics['recall@20']:.4f} (best epoch {model.best_epoch})")
 

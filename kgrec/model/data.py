@@ -15,7 +15,7 @@ import torch
 from torch_geometric.data import HeteroData
 
 from kgrec.errors import KgrecError
-from kgrec.loaders.export import FOLLOWS, INTERACTS
+from kgrec.loaders.export import FOLLOWS, INTERACTION_ATTRS, INTERACTS
 from kgrec.loaders.splits import TEST, TRAIN, VAL
 
 
@@ -33,6 +33,8 @@ class RecData:
         item_text, entity_text: text per item / entity, for the text encoder.
         user_ids, item_ids, entity_ids: the graph ids, by index.
         data: the HeteroData it came from.
+        train_rating, val_rating, test_rating: the explicit rating of each pair of the split (NaN where
+            the interaction has none), or None when the export has no ratings at all.
     """
 
     num_users: int
@@ -51,6 +53,29 @@ class RecData:
     item_ids: list[str] = field(default_factory=list)
     entity_ids: list[str] = field(default_factory=list)
     data: HeteroData | None = None
+    train_rating: torch.Tensor | None = None
+    val_rating: torch.Tensor | None = None
+    test_rating: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        for split in ("train", "val", "test"):
+            rating = getattr(self, f"{split}_rating")
+            if rating is not None and rating.shape != (getattr(self, split).shape[1],):
+                raise KgrecError(f"'{split}_rating' (shape {tuple(rating.shape)}) must hold one value per "
+                                 f"{split} pair ({getattr(self, split).shape[1]})")
+
+    @property
+    def has_ratings(self) -> bool:
+        """Whether some training pair has an explicit rating."""
+        return self.train_rating is not None and bool(torch.isfinite(self.train_rating).any())
+
+    def ratings(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``((2, n) pairs, (n,) ratings)`` of the pairs of ``split`` that have a rating."""
+        pairs, rating = getattr(self, split), getattr(self, f"{split}_rating")
+        if rating is None:
+            return pairs[:, :0], torch.empty(0)
+        known = torch.isfinite(rating)
+        return pairs[:, known], rating[known]
 
     @classmethod
     def from_hetero(cls, data: HeteroData, all_train: bool = False) -> RecData:
@@ -61,8 +86,10 @@ class RecData:
             raise KgrecError("the export has no split: export it with --split random|leave_last_out|temporal")
         edges = store.edge_index
         split = torch.full((edges.shape[1],), TRAIN, dtype=torch.int8) if all_train else store.split
-        weight = store.edge_attr[:, 0].clone()
+        weight = store.edge_attr[:, INTERACTION_ATTRS.index("weight")].clone()
         weight[torch.isnan(weight)] = 1.0
+        rating = store.edge_attr[:, INTERACTION_ATTRS.index("rating")]
+        rated = bool(torch.isfinite(rating).any())
         item_entity = {
             data.relations[rel]: data[(src, rel, dst)].edge_index
             for src, rel, dst in data.edge_types
@@ -90,6 +117,9 @@ class RecData:
             item_ids=list(data["item"].node_id),
             entity_ids=list(data["entity"].node_id),
             data=data,
+            train_rating=rating[split == TRAIN].clone() if rated else None,
+            val_rating=rating[split == VAL].clone() if rated else None,
+            test_rating=rating[split == TEST].clone() if rated else None,
         )
 
     def matrix(self, pairs: torch.Tensor, weights: torch.Tensor | None = None) -> sp.csr_matrix:

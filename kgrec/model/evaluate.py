@@ -18,7 +18,7 @@ from torch import Tensor
 
 from kgrec.errors import KgrecError
 from kgrec.model.data import RecData
-from kgrec.model.metrics import RankingMetrics, exclude_, top_k
+from kgrec.model.metrics import RankingMetrics, exclude_, mae, rmse, top_k
 
 if TYPE_CHECKING:
     from kgrec.model.baselines import Recommender
@@ -115,6 +115,23 @@ def evaluate_cold_start(
         only = torch.zeros(data.num_items, dtype=torch.bool)
         only[cold_items] = True
     return _rank(model, data, users, truth, _union(data, exclude), ks, batch_size, only)
+
+
+@torch.no_grad()
+def evaluate_ratings(model, data: RecData, split: str = "test", batch_size: int = 65536) -> dict[str, float]:
+    """RMSE and MAE of ``model.predict(users, items)`` on the pairs of ``split`` that have a rating.
+
+    Returns ``{"rmse", "mae", "rated"}`` (``rated``: how many pairs were compared).
+    """
+    if not callable(getattr(model, "predict", None)):
+        raise KgrecError(f"{type(model).__name__} predicts no ratings (it has no predict(users, items))")
+    _pairs(data, split)  # a clear error for an unknown split
+    pairs, target = data.ratings(split)
+    if target.numel() == 0:
+        raise KgrecError(f"split {split!r} has no rated interactions: RMSE and MAE need explicit ratings")
+    pred = torch.cat([model.predict(pairs[0, s : s + batch_size], pairs[1, s : s + batch_size]).float().cpu()
+                      for s in range(0, target.numel(), batch_size)])
+    return {"rmse": rmse(pred, target), "mae": mae(pred, target), "rated": int(target.numel())}
 
 
 def _pairs(data: RecData, split: str) -> Tensor:

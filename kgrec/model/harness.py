@@ -21,15 +21,18 @@ import torch
 
 from kgrec.errors import KgrecError
 from kgrec.loaders.export import Export
-from kgrec.model.baselines import ItemKNN, LightGCNRec, MFBPR, Popularity, TextSimilarity
+from kgrec.model.baselines import BiasRating, ItemKNN, LightGCNRec, MFBPR, Popularity, TextSimilarity
 from kgrec.model.data import RecData
-from kgrec.model.evaluate import evaluate
+from kgrec.model.evaluate import evaluate, evaluate_ratings
 from kgrec.model.kgrec_net import KGRec, KGRecConfig
 from kgrec.model.text import TextEncoder
 from kgrec.model.training import TrainConfig
 
 MODELS = ("kgrec", "popularity", "itemknn", "mf-bpr", "lightgcn", "text")
 ABLATIONS = ("kgrec-no-text", "kgrec-no-kg", "kgrec-kg-shuffled", "kgrec-no-neighbourhood")
+#: Models that also predict explicit ratings (RMSE and MAE where the data has them).
+RATING_MODELS = ("kgrec-rating", "bias", "mean")
+RATING_WEIGHT = 1.0  # the rating loss weight of "kgrec-rating" when the configuration sets none
 
 
 @dataclass
@@ -88,6 +91,12 @@ def build(name: str, item_vectors: torch.Tensor | None, entity_vectors: torch.Te
         "kgrec-no-neighbourhood": lambda: KGRec(item_vectors, entity_vectors,
                                                 KGRecConfig(**{**config.as_dict(), "neighbourhood": False}), train,
                                                 name="KGRec w/o neighbourhood", progress=progress),
+        "kgrec-rating": lambda: KGRec(item_vectors, entity_vectors,
+                                      KGRecConfig(**{**config.as_dict(),
+                                                     "rating_weight": config.rating_weight or RATING_WEIGHT}),
+                                      train, name="KGRec + rating loss", progress=progress),
+        "bias": BiasRating,
+        "mean": lambda: BiasRating(biases=False),
         "popularity": Popularity,
         "itemknn": ItemKNN,
         "mf-bpr": lambda: MFBPR(config.dim, progress=progress, **base),
@@ -95,7 +104,7 @@ def build(name: str, item_vectors: torch.Tensor | None, entity_vectors: torch.Te
         "text": lambda: TextSimilarity(item_vectors),
     }
     if name not in factories:
-        raise KgrecError(f"unknown model {name!r}: choose from {', '.join(MODELS + ABLATIONS)}")
+        raise KgrecError(f"unknown model {name!r}: choose from {', '.join(MODELS + ABLATIONS + RATING_MODELS)}")
     if name in ("text",) and item_vectors is None:
         raise KgrecError("the text baseline needs item text vectors")
     return factories[name]()
@@ -107,10 +116,20 @@ def run(name: str, model: Any, data: RecData, ks: tuple[int, ...] = (10, 20)) ->
     began = time.perf_counter()
     model.fit(train_data)
     seconds = time.perf_counter() - began
-    metrics = evaluate(model, train_data, "test", ks=ks)
+    metrics = evaluate(model, train_data, "test", ks=ks) | rating_metrics(model, train_data)
     history = [(r.epoch, r.loss, r.val) for r in getattr(model, "history", [])]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     return Result(getattr(model, "name", name), metrics, seconds, peak, getattr(model, "best_epoch", None), history)
+
+
+def rating_metrics(model: Any, data: RecData, split: str = "test") -> dict[str, float]:
+    """``{"rmse", "mae"}`` on ``split`` when ``model`` predicts ratings (a KGRec only with a rating head)
+    and the split has rated pairs; else ``{}``."""
+    if not callable(getattr(model, "predict", None)) or not data.ratings(split)[1].numel():
+        return {}
+    if isinstance(model, KGRec) and model.config.rating_weight <= 0:
+        return {}
+    return {k: v for k, v in evaluate_ratings(model, data, split).items() if k != "rated"}
 
 
 def write_results(results: list[Result], out: Path, title: str) -> dict[str, Path]:

@@ -48,6 +48,13 @@ NeurIPS 2017); new items added after training (:meth:`KGRecNet.new_item_embeddin
 
 The served score adds an item-neighbourhood channel, weighted on validation (:class:`KGRec`).
 
+**Ratings (optional).** With ``rating_weight`` :math:`\lambda_r > 0` and explicit ratings in the training
+data, the same representations also predict the rating,
+:math:`\hat{r}_{ui} = \mu + b_u + b_i + a\,\mathbf{x}_u^\top \mathbf{x}_i` (global mean :math:`\mu`,
+learned biases and scale :math:`a`), and the loss is BPR plus :math:`\lambda_r` times the mean squared
+error over the batch's rated positive pairs (multi-task, as in e.g. Ning & Karypis' joint rating/ranking
+objectives); early stopping still follows validation nDCG.
+
 Why this shape: KGAT-style attention lets each item weigh its facts (a genre matters more than a
 producer); LightGCN's parameter-free propagation is the strongest simple collaborative model on these data
 sizes; and fusing at the item, with readable weights, both explains a recommendation ("mostly its text")
@@ -79,7 +86,7 @@ BETAS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # weights of the neighbourhood channel 
 
 @dataclass(frozen=True)
 class KGRecConfig:
-    """Architecture of :class:`KGRecNet`.
+    r"""Architecture of :class:`KGRecNet`.
 
     Args:
         dim (int): representation size :math:`d`. (default: ``64``)
@@ -90,6 +97,8 @@ class KGRecConfig:
         id_dropout (float): probability of hiding an item's id part in a training step. (default: ``0.1``)
         neighbourhood (bool): add the item-neighbourhood channel to the score (see :class:`KGRec`).
             (default: ``True``)
+        rating_weight (float): :math:`\lambda_r`, the weight of the rating MSE beside BPR; ``0`` trains no
+            rating head. (default: ``0.0``)
     """
 
     dim: int = 64
@@ -99,8 +108,11 @@ class KGRecConfig:
     use_social: bool = False
     id_dropout: float = 0.1
     neighbourhood: bool = True
+    rating_weight: float = 0.0
 
     def __post_init__(self) -> None:
+        if not self.rating_weight >= 0:
+            raise KgrecError(f"'rating_weight' (got {self.rating_weight}) must be a number >= 0")
         if self.dim < 1 or self.num_layers < 0:
             raise KgrecError(f"'dim' (got {self.dim}) must be >= 1 and 'num_layers' (got {self.num_layers}) >= 0")
         if not 0 <= self.id_dropout < 1:
@@ -154,6 +166,11 @@ class KGRecNet(nn.Module):
                 self.entity_text = None
         self.fusion_proj = nn.Linear(d, d)
         self.fusion_query = nn.Parameter(torch.empty(d))
+        if config.rating_weight > 0:  # the rating head: mu + b_u + b_i + a * <x_u, x_i>
+            self.user_bias = nn.Embedding(num_users, 1)
+            self.item_bias = nn.Embedding(num_items, 1)
+            self.rating_scale = nn.Parameter(torch.ones(()))
+            self.register_buffer("rating_mean", torch.zeros(()))
         # graph structure, set by attach()
         self.register_buffer("kg_item", torch.empty(0, dtype=torch.long))
         self.register_buffer("kg_relation", torch.empty(0, dtype=torch.long))
@@ -179,6 +196,10 @@ class KGRecNet(nn.Module):
             nn.init.normal_(self.relation_emb.weight, std=0.1)
             self.att_proj.reset_parameters()
             self.value_proj.reset_parameters()
+        if self.config.rating_weight > 0:
+            nn.init.zeros_(self.user_bias.weight)
+            nn.init.zeros_(self.item_bias.weight)
+            nn.init.ones_(self.rating_scale)
 
     def attach(self, data: RecData, relation_index: dict[str, int]) -> None:
         """Take the graph structure from ``data``: training interactions (and links), knowledge triples,
@@ -319,6 +340,14 @@ class KGRecNet(nn.Module):
         out = torch.stack(layers).mean(0)
         return out[: self.num_users], out[self.num_users :]
 
+    def rating(self, users: Tensor, items: Tensor, u: Tensor, i: Tensor) -> Tensor:
+        """Predicted ratings of the pairs ``(users, items)`` from final representations ``u``, ``i``."""
+        if self.config.rating_weight <= 0:
+            raise KgrecError("this KGRec has no rating head: train it with rating_weight > 0")
+        dot = (u[users] * i[items]).sum(-1)
+        return (self.rating_mean + self.user_bias.weight[users, 0] + self.item_bias.weight[items, 0]
+                + self.rating_scale * dot)
+
     def embeddings(self) -> tuple[Tensor, Tensor]:
         """Inference embeddings, with the cold items (no interaction, but text or knowledge links) placed
         among the anchors (module docstring); computed once per set of weights and graph (cleared by
@@ -433,6 +462,7 @@ class KGRec:
         self.net = net
         dropout = self.config.id_dropout
         generator = torch.Generator().manual_seed(self.train_config.seed + 1)
+        ratings = self._rating_lookup(data) if self.config.rating_weight > 0 else None
 
         def batch_loss(users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
             hide = (torch.rand(net.num_items, generator=generator) < dropout).to(users.device) if dropout else None
@@ -440,13 +470,48 @@ class KGRec:
             pos_s = (u[users] * i[pos]).sum(-1)
             neg_s = (u[users] * i[neg]).sum(-1)
             params = (net.user_emb.weight[users], net.item_emb.weight[pos], net.item_emb.weight[neg])
-            return bpr_loss(pos_s, neg_s, params, self.train_config.weight_decay)
+            loss = bpr_loss(pos_s, neg_s, params, self.train_config.weight_decay)
+            if ratings is not None:
+                keys, values = (t.to(users.device) for t in ratings)
+                key = users * data.num_items + pos
+                at = torch.searchsorted(keys, key).clamp(max=keys.numel() - 1)
+                rated = keys[at] == key
+                if rated.any():
+                    pred = net.rating(users[rated], pos[rated], u, i)
+                    bias = (net.user_bias.weight[users[rated]], net.item_bias.weight[pos[rated]])
+                    loss = loss + self.config.rating_weight * (
+                        F.mse_loss(pred, values[at[rated]])
+                        + self.train_config.weight_decay * sum(b.pow(2).sum() for b in bias) / pred.numel())
+            return loss
 
         self.history, self.best_epoch = fit_bpr(self, net, data, self.train_config, batch_loss, progress=self.progress)
         if self.config.neighbourhood:
             self.knn = ItemKNN().fit(data)
             self.beta = self._choose_beta(data)
         return self
+
+    def _rating_lookup(self, data: RecData) -> tuple[Tensor, Tensor]:
+        """Sorted ``user * num_items + item`` keys of the rated training pairs and their ratings (the last
+        rating of a repeated pair); sets the rating head's global mean."""
+        pairs, values = data.ratings("train")
+        if values.numel() == 0:
+            raise KgrecError("rating_weight > 0 needs explicit ratings, and the training split has none "
+                             "(load a dataset with a rating column, or set rating_weight to 0)")
+        keys = pairs[0] * data.num_items + pairs[1]
+        keys, order = torch.sort(keys, stable=True)
+        values = values[order].float()
+        last = torch.ones_like(keys, dtype=torch.bool)
+        last[:-1] = keys[1:] != keys[:-1]
+        self.net.rating_mean.fill_(float(values.mean()))
+        return keys[last], values[last]
+
+    def predict(self, users: Tensor, items: Tensor) -> Tensor:
+        """Predicted ratings of the pairs ``(users[k], items[k])`` (needs ``rating_weight > 0``)."""
+        if self.net is None:
+            raise KgrecError("KGRec is not fitted: call fit(data) first")
+        u, i = self.net.embeddings()
+        with torch.no_grad():
+            return self.net.rating(users.long().to(u.device), items.long().to(u.device), u, i)
 
     def _choose_beta(self, data: RecData) -> float:
         """The weight of the neighbourhood channel with the best validation nDCG@``val_k`` (1.0 without

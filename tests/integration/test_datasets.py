@@ -4,6 +4,7 @@ changes nothing. The adapters' own counts are checked against the raw files in t
 from __future__ import annotations
 
 import pytest
+import torch
 
 from kgrec.db import Graph
 from kgrec.graph_schema.migrations import apply_migrations
@@ -11,6 +12,7 @@ from kgrec.loaders.adapters import ADAPTERS
 from kgrec.loaders.dataset import Dataset
 from kgrec.loaders.export import INTERACTS, export_subgraph
 from kgrec.loaders.ingest import LoadOptions, load_dataset
+from kgrec.model.data import RecData
 from tests.conftest import DATASET_FOLDERS, SHARED_DATA
 from tests.integration.test_ingest import graph_counts
 
@@ -64,6 +66,16 @@ def test_dataset_loads_exports_and_reloads(graph: Graph, key: str) -> None:
     edges = data[INTERACTS].edge_index
     assert ((edges[0] == u) & (edges[1] == i)).any()
     assert sum(export.meta["split"]["edges"].values()) == expected["interactions"]
+    # explicit ratings reach the models: every rated source row, by split, with its value
+    rec = RecData.from_hetero(data)
+    source = dataset.interactions
+    rated = source.dropna(subset=["rating"]) if "rating" in source else source.iloc[:0]
+    rec_rated = [rec.ratings(split)[1] for split in ("train", "val", "test")]
+    assert sum(r.numel() for r in rec_rated) == len(rated.drop_duplicates(["user_id", "item_id"]))
+    assert rec.has_ratings == (len(rated) > 0)
+    if len(rated):
+        assert float(torch.cat(rec_rated).double().sum()) == pytest.approx(
+            float(rated.drop_duplicates(["user_id", "item_id"], keep="last")["rating"].sum()), rel=1e-6)
 
     again = load_dataset(graph, dataset, OPTIONS)
     assert sum(again.created.values()) == 0 and graph_counts(graph) == expected

@@ -37,7 +37,7 @@ def _graph(env: dict[str, str]) -> Graph:
 def test_start_apply_stop_start_keeps_data(local_env: dict[str, str], tmp_path: Path) -> None:
     started = run_cli("neo4j", "start", env=local_env, cwd=tmp_path)
     assert started.returncode == 0, started.stderr
-    assert f"Neo4j is running (pid" in started.stdout and local_env["NEO4J_URI"] in started.stdout
+    assert "Neo4j is running (pid" in started.stdout and local_env["NEO4J_URI"] in started.stdout
     again = run_cli("neo4j", "start", env=local_env, cwd=tmp_path)
     assert again.returncode == 0 and "already running" in again.stdout
     assert run_cli("neo4j", "status", env=local_env, cwd=tmp_path).returncode == 0

@@ -13,6 +13,7 @@ where :math:`\Theta_B` are the (layer-0) embeddings the batch touches.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -87,12 +88,13 @@ class TrainConfig:
 
 
 class EpochRecord(NamedTuple):
-    """One line of a training history: the epoch, its mean loss and the validation metrics (``{}`` for
-    epochs that were not validated)."""
+    """One line of a training history: the epoch, its mean loss, the validation metrics (``{}`` for
+    epochs that were not validated) and the seconds since training began, at the epoch's end."""
 
     epoch: int
     loss: float
     val: dict[str, float]
+    seconds: float = float("nan")
 
 
 @contextmanager
@@ -268,6 +270,7 @@ def fit_bpr(
     history: list[EpochRecord] = []
     last = float("nan")
     name = getattr(recommender, "name", type(recommender).__name__)
+    began = time.perf_counter()
     with tqdm(range(1, config.epochs + 1), desc=name, unit="epoch", disable=not progress, leave=False) as bar:
         for epoch in bar:
             module.train()
@@ -284,7 +287,7 @@ def fit_bpr(
                 val = evaluate(recommender, data, "val", ks=(config.val_k,))
                 last = val[monitor]
                 stopper.step(last, module, epoch)
-            history.append(EpochRecord(epoch, total / len(sampler), val))
+            history.append(EpochRecord(epoch, total / len(sampler), val, time.perf_counter() - began))
             bar.set_postfix(loss=f"{total / len(sampler):.4f}", **{monitor: f"{last:.4f}"})
             if stopper.should_stop:
                 break

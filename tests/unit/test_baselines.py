@@ -212,6 +212,8 @@ def test_trained_models_beat_popularity(make, popularity_ndcg: float) -> None:
     history = model.history
     assert all(isinstance(r, EpochRecord) for r in history)
     assert [r.epoch for r in history] == list(range(1, len(history) + 1))
+    seconds = [r.seconds for r in history]  # wall time since training began, at each epoch's end
+    assert seconds[0] > 0 and all(b > a for a, b in zip(seconds, seconds[1:]))
     validated = {r.epoch: r.val["ndcg@20"] for r in history if r.val}
     assert set(validated) == {e for e in range(1, len(history) + 1) if e % 2 == 0 or e == 40}
     assert validated[model.best_epoch] == max(validated.values())

@@ -91,6 +91,7 @@ class Run:
     beta: float | None = None  # KGRec's neighbourhood weight, chosen on validation
     gpu_peak_mib: float | None = None  # torch.cuda.max_memory_allocated during training, on a CUDA device
     best_seconds: float | None = None  # training seconds until the end of the best epoch (the weights kept)
+    gamma: float | None = None  # KGRec's text-channel weight for cold items, chosen on pseudo-cold items
 
 
 def main() -> None:
@@ -105,6 +106,8 @@ def main() -> None:
                 raise SystemExit(f"{args.from_snapshots / (name + '.pt')} is missing: write it with --save-snapshots")
         elif not (args.data / DATASETS[name]).is_dir():
             raise SystemExit(f"{args.data / DATASETS[name]} is missing: point --data at the folder that holds {DATASETS[name]}/")
+    if args.cold_only and args.no_cold_start:
+        raise SystemExit("--cold-only and --no-cold-start leave nothing to measure: choose one")
     torch.set_num_threads(args.threads)
     config = KGRecConfig(dim=args.dim, num_layers=args.layers)
     train = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=8192, eval_every=args.eval_every, patience=args.patience, seed=0,
@@ -153,6 +156,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--text-model", default="all-MiniLM-L6-v2")
     parser.add_argument("--no-cold-start", action="store_true", help="skip the cold-start protocol")
+    parser.add_argument("--cold-only", action="store_true",
+                        help="only the cold-start protocol (with --keep-models, the saved main comparison stays)")
     parser.add_argument("--report-only", action="store_true", help="write --docs from the sections saved under --out")
     parser.add_argument("--note", default="", help="a line for the report's header (how the sections were measured)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
@@ -216,7 +221,8 @@ def fit_and_evaluate(key: str, data: RecData, vectors, config: KGRecConfig, trai
         f"{seconds:6.1f} s  peak +{result.peak_rss_mib:.0f} MiB" + (f" (GPU {gpu_peak:.0f} MiB)" if cuda else "")
         + f"  best epoch {result.best_epoch}")
     best = [r.seconds for r in getattr(model, "history", []) if r.epoch == result.best_epoch]
-    return Run(key, result, result.peak_rss_mib, getattr(model, "beta", None), gpu_peak, best[0] if best else None)
+    return Run(key, result, result.peak_rss_mib, getattr(model, "beta", None), gpu_peak, best[0] if best else None,
+               getattr(model, "gamma", None))
 
 
 def cold_split(data: RecData, share: float, seed: int = 0) -> tuple[RecData, torch.Tensor]:
@@ -279,11 +285,13 @@ def run_dataset(name: str, data: RecData, models: list[str], encoder: TextEncode
         if args.save_snapshots:
             save_snapshot(args.save_snapshots / f"{name}.pt", data, vectors)
     runs = []
-    with phase(f"{name}: {len(models)} models on the same split"):
-        for key in models:
-            runs.append(fit_and_evaluate(key, data, vectors, config, train))
     folder = args.out / name
-    write_results([r.result for r in runs], folder, f"{TITLES[name]}: test split")
+    if not args.cold_only:
+        with phase(f"{name}: {len(models)} models on the same split"):
+            for key in models:
+                runs.append(fit_and_evaluate(key, data, vectors, config, train))
+        write_results([r.result for r in runs], folder, f"{TITLES[name]}: test split")
+    folder.mkdir(parents=True, exist_ok=True)
     cold_runs = []
     if not args.no_cold_start:
         cold_data, cold = cold_split(data, COLD_SHARE)
@@ -303,7 +311,7 @@ def run_dataset(name: str, data: RecData, models: list[str], encoder: TextEncode
 def save_section(section: dict) -> None:
     runs = lambda rs: [{"key": r.key, "model": r.result.model, "metrics": r.result.metrics, "train_seconds": r.result.train_seconds,
                         "peak_mib": r.peak_mib, "beta": r.beta, "best_epoch": r.result.best_epoch,
-                        "gpu_peak_mib": r.gpu_peak_mib, "best_seconds": r.best_seconds} for r in rs]
+                        "gpu_peak_mib": r.gpu_peak_mib, "best_seconds": r.best_seconds, "gamma": r.gamma} for r in rs]
     (section["folder"] / "section.json").write_text(json.dumps(
         {"name": section["name"], "counts": section["counts"], "runs": runs(section["runs"]), "cold": runs(section["cold"]),
          "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": device_name(),
@@ -320,7 +328,8 @@ def device_name() -> str:
 def load_section(path: Path) -> dict:
     raw = json.loads(path.read_text())
     runs = lambda rs: [Run(r["key"], Result(r["model"], r["metrics"], r["train_seconds"], r["peak_mib"], r["best_epoch"]),
-                           r["peak_mib"], r["beta"], r.get("gpu_peak_mib"), r.get("best_seconds")) for r in rs]
+                           r["peak_mib"], r["beta"], r.get("gpu_peak_mib"), r.get("best_seconds"), r.get("gamma"))
+                       for r in rs]
     return {"name": raw["name"], "counts": raw["counts"], "runs": runs(raw["runs"]), "cold": runs(raw["cold"]),
             "folder": path.parent, "measured_at": raw.get("measured_at"), "device": raw.get("device"),
             "schedule": raw.get("schedule")}
@@ -365,7 +374,7 @@ def table(runs: list[Run], with_training: bool = True) -> pd.DataFrame:
             row |= {"train s": round(r.result.train_seconds, 1),
                     "to best s": round(r.best_seconds, 1) if r.best_seconds is not None else "",
                     "peak MiB": round(r.peak_mib),
-                    "β": r.beta if r.beta is not None else "",
+                    "β": r.beta if r.beta is not None else "", "γ": r.gamma if r.gamma is not None else "",
                     "best epoch": r.result.best_epoch if r.result.best_epoch is not None else ""}
         rows.append(row)
     return pd.DataFrame(rows)

@@ -127,7 +127,7 @@ def run_pipeline(graph: Graph, settings: Settings, config: PipelineConfig = Pipe
         f"{in_graph['encoded']} item text vectors written to the graph")
 
     with timed("train", "Loading the checkpoint" if config.checkpoint else "Training KGRec"):
-        model = _load(config.checkpoint, data) if config.checkpoint else \
+        model = _load(config.checkpoint, data, items_text) if config.checkpoint else \
             KGRec(items_text, entities_text, config.model, config.train, progress=progress).fit(data)
         metrics = evaluate(model, data, "test", ks=(10, 20)) | rating_metrics(model, data) if data.test.numel() else {}
     if metrics:
@@ -205,7 +205,8 @@ def _save(model: KGRec, run_dir: Path, data: RecData, text_model: str, metrics: 
     torch.save({
         "state_dict": model.net.state_dict(), "config": model.config.as_dict(),
         "train_config": model.train_config.as_dict(), "relation_index": model.relation_index,
-        "best_epoch": model.best_epoch, "beta": model.beta, "text_model": text_model, "metrics": metrics,
+        "best_epoch": model.best_epoch, "beta": model.beta, "gamma": model.gamma, "text_model": text_model,
+        "metrics": metrics,
         "user_ids": data.user_ids, "item_ids": data.item_ids, "entity_ids": data.entity_ids,
         "trained_item_ids": [data.item_ids[k] for k in torch.nonzero(model.net.item_has_id).flatten().tolist()],
         "cold_anchors": model.net.cold_anchors(),  # where new items are placed (KGRecNet.new_item_embeddings)
@@ -213,8 +214,9 @@ def _save(model: KGRec, run_dir: Path, data: RecData, text_model: str, metrics: 
     return path
 
 
-def _load(path: Path, data: RecData) -> KGRec:
-    """A trained KGRec from a checkpoint, attached to ``data`` (whose ids must be the checkpoint's)."""
+def _load(path: Path, data: RecData, item_text: torch.Tensor | None = None) -> KGRec:
+    """A trained KGRec from a checkpoint, attached to ``data`` (whose ids must be the checkpoint's);
+    ``item_text``: the items' text vectors, for the cold items' text channel."""
     path = path / CHECKPOINT if path.is_dir() else path
     if not path.is_file():
         raise KgrecError(f"checkpoint {path} does not exist")
@@ -232,4 +234,5 @@ def _load(path: Path, data: RecData) -> KGRec:
     model.net.item_has_id &= torch.tensor([i in trained for i in data.item_ids], dtype=torch.bool)
     if model.config.neighbourhood:
         model.knn = ItemKNN().fit(data)
+    model.use_text_channel(item_text, data, checkpoint.get("gamma", 0.0))
     return model

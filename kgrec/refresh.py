@@ -136,6 +136,7 @@ def transplant(checkpoint: dict[str, Any], data: RecData, item_text: torch.Tenso
     model.beta = checkpoint.get("beta", 0.0)
     if config.neighbourhood:
         model.knn = ItemKNN().fit(data)
+    model.use_text_channel(item_text if config.use_text else None, data, checkpoint.get("gamma", 0.0))
     return model
 
 

@@ -73,15 +73,17 @@ from torch import Tensor, nn
 from torch_geometric.utils import scatter, softmax
 
 from kgrec.errors import KgrecError
-from kgrec.model.baselines import ItemKNN
+from kgrec.model.baselines import ItemKNN, TextSimilarity
 from kgrec.model.data import RecData
-from kgrec.model.evaluate import evaluate
+from kgrec.model.evaluate import evaluate, evaluate_cold_start
 from kgrec.model.training import EpochRecord, TrainConfig, bpr_loss, fit_bpr, seeded
 
 PARTS = ("id", "text", "kg")
 COLD_NEIGHBOURS = 20  # anchor items a cold item's embedding is drawn from
 COLD_TEMPERATURE = 0.1  # softmax temperature over their content cosines
 BETAS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # weights of the neighbourhood channel tried on validation
+GAMMAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # weights of the cold items' text channel tried on pseudo-cold items
+PSEUDO_COLD_SHARE = 0.1  # of the items with content and validation interactions, hidden to choose gamma
 
 
 @dataclass(frozen=True)
@@ -419,7 +421,12 @@ class KGRec:
         s_{ui} = z_u(\mathbf{x}_u^\top \mathbf{x}_i) + \beta\, z_u\big(\textstyle\sum_{j \in N(u)} s_{ji}\big),
 
     where :math:`z_u` standardises a user's scores over the items and :math:`\beta \in` ``BETAS`` is chosen
-    on validation after training (:math:`\beta = 0`: embeddings alone). Short co-occurrence paths are what
+    on validation after training (:math:`\beta = 0`: embeddings alone). A cold item (placed by content,
+    :class:`KGRecNet`) also gets :math:`\gamma\, z_u(\cos(\mathbf{m}_u, \mathbf{v}_i))`, the text channel
+    of :class:`~kgrec.model.baselines.TextSimilarity`, with :math:`\gamma \in` ``GAMMAS`` chosen on
+    *pseudo-cold* validation items: a seeded ``PSEUDO_COLD_SHARE`` of the items with content and validation
+    interactions is placed as if cold (among the other anchors) and ranked among themselves for their
+    validation users — the cold-start protocol, without retraining. Short co-occurrence paths are what
     the embeddings smooth away; on small, dense data they carry much of the signal. Embedding lookups (the
     vector index, on-the-fly scores) use the first term alone.
 
@@ -448,6 +455,8 @@ class KGRec:
         self.relation_index: dict[str, int] = {}
         self.knn: ItemKNN | None = None
         self.beta: float = 0.0
+        self.text: TextSimilarity | None = None  # the cold items' text channel
+        self.gamma: float = 0.0
 
     def fit(self, data: RecData) -> KGRec:
         self.relation_index = {name: k for k, name in enumerate(sorted(data.item_entity))}
@@ -488,7 +497,40 @@ class KGRec:
         if self.config.neighbourhood:
             self.knn = ItemKNN().fit(data)
             self.beta = self._choose_beta(data)
+        if self.config.use_text and self.item_vectors is not None:
+            self.text = TextSimilarity(self.item_vectors).fit(data)
+            self.gamma = self._choose_gamma(data)
         return self
+
+    def _choose_gamma(self, data: RecData) -> float:
+        """The weight of the cold items' text channel with the best nDCG@``val_k`` on pseudo-cold items (see
+        the class docstring); 0.0 when there are too few of them (fewer than 10) to choose on."""
+        net, k = self.net, self.train_config.val_k
+        with torch.no_grad():
+            users_emb, items_emb = net.embeddings()
+            content, has_content = net.content()
+        anchors = net.item_has_id & net.item_connected
+        val_items = torch.zeros(data.num_items, dtype=torch.bool)
+        val_items[data.val[1]] = True
+        pool = torch.nonzero(anchors.cpu() & has_content.cpu() & val_items).flatten()
+        if pool.numel() < 10:
+            return 0.0
+        g = torch.Generator().manual_seed(self.train_config.seed + 2)
+        hidden = pool[torch.randperm(pool.numel(), generator=g)[: max(10, int(PSEUDO_COLD_SHARE * pool.numel()))]]
+        others = anchors.clone()
+        others[hidden] = False
+        others = torch.nonzero(others).flatten()
+        neighbours, weights = _nearest(content[hidden], F.normalize(content[others], dim=1))
+        placed = items_emb.clone()
+        placed[hidden] = (weights.unsqueeze(-1) * items_emb[others[neighbours]]).sum(1)
+        trial = _PseudoCold(self, users_emb, placed, hidden, others[neighbours], weights)
+        pseudo = RecData(**{**{f: getattr(data, f) for f in data.__dataclass_fields__}, "test": data.val,
+                            "val": data.val[:, :0], "test_rating": None, "val_rating": None})
+        scores = {}
+        for gamma in GAMMAS:
+            trial.gamma = gamma
+            scores[gamma] = evaluate_cold_start(trial, pseudo, hidden, ks=(k,), exclude=("train",))[f"ndcg@{k}"]
+        return max(GAMMAS, key=lambda x: (scores[x], -x))
 
     def _rating_lookup(self, data: RecData) -> tuple[Tensor, Tensor]:
         """Sorted ``user * num_items + item`` keys of the rated training pairs and their ratings (the last
@@ -535,25 +577,69 @@ class KGRec:
         self.net.item_has_id = self.net.item_has_id & trained
         if self.knn is not None:
             self.knn = ItemKNN().fit(data)
+        if self.text is not None:
+            self.text.fit(data)
 
     def score(self, users: Tensor) -> Tensor:
         if self.net is None:
             raise KgrecError("KGRec is not fitted: call fit(data) first")
         u, i = self.net.embeddings()
+        return self._combine(users, u, i, self.net.cold_map, self.gamma)
+
+    def _combine(self, users: Tensor, u: Tensor, i: Tensor, cold_map: tuple[Tensor, Tensor, Tensor] | None,
+                 gamma: float) -> Tensor:
+        """The served score (class docstring) from final embeddings ``u``, ``i`` and the cold items' map."""
         scores = u[users.long().to(u.device)] @ i.T
-        if self.knn is None or not self.beta:
+        use_knn = self.knn is not None and bool(self.beta)
+        use_text = self.text is not None and cold_map is not None  # standardised whatever gamma: same order
+        if not use_knn and not use_text:
             return scores
-        knn = self.knn.score(users.cpu()).float().to(scores.device)
-        if self.net.cold_map is not None:  # cold items: no co-occurrence; placed as their embeddings are
-            cold, neighbours, weights = self.net.cold_map
-            placed = torch.zeros(knn.shape[0], cold.numel(), device=knn.device)
-            for j in range(neighbours.shape[1]):
-                placed += knn[:, neighbours[:, j]] * weights[:, j]
-            knn[:, cold] = placed
-        return _standardise(scores) + self.beta * _standardise(knn)
+        scores = _standardise(scores)
+        if use_knn:
+            knn = self.knn.score(users.cpu()).float().to(scores.device)
+            if cold_map is not None:  # cold items: no co-occurrence; placed as their embeddings are
+                cold, neighbours, weights = cold_map
+                placed = torch.zeros(knn.shape[0], cold.numel(), device=knn.device)
+                for j in range(neighbours.shape[1]):
+                    placed += knn[:, neighbours[:, j]] * weights[:, j]
+                knn[:, cold] = placed
+            scores = scores + self.beta * _standardise(knn)
+        if use_text and gamma:
+            cold = cold_map[0].to(scores.device)
+            scores[:, cold] += gamma * _standardise(self.text.score(users.cpu()).to(scores.device))[:, cold]
+        return scores
+
+    def use_text_channel(self, item_vectors: Tensor | None, data: RecData, gamma: float) -> None:
+        """Set the cold items' text channel of a loaded model (``gamma`` from its checkpoint)."""
+        self.gamma = gamma
+        self.text = TextSimilarity(item_vectors).fit(data) if gamma and item_vectors is not None else None
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.net or self.config})"
+
+
+class _PseudoCold:
+    """KGRec's score with some warm items placed as if cold (for choosing gamma). The parts that do not
+    depend on gamma are computed once per batch of users and reused for every gamma tried."""
+
+    def __init__(self, model: KGRec, users: Tensor, items: Tensor, hidden: Tensor, neighbours: Tensor,
+                 weights: Tensor) -> None:
+        self.model, self.users, self.items = model, users, items
+        self.cold_map = (hidden, neighbours, weights)
+        self.gamma = 0.0
+        self._parts: dict[bytes, tuple[Tensor, Tensor]] = {}
+
+    def score(self, users: Tensor) -> Tensor:
+        key = users.cpu().numpy().tobytes()
+        if key not in self._parts:
+            base = self.model._combine(users, self.users, self.items, self.cold_map, 0.0)
+            hidden = self.cold_map[0]
+            text = _standardise(self.model.text.score(users.cpu()).to(base.device))[:, hidden]
+            self._parts[key] = (base, text)
+        base, text = self._parts[key]
+        scores = base.clone()
+        scores[:, self.cold_map[0]] += self.gamma * text
+        return scores
 
 
 def _standardise(scores: Tensor) -> Tensor:

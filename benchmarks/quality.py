@@ -123,6 +123,7 @@ def main() -> None:
             data, vectors = load_snapshot(args.from_snapshots / f"{name}.pt")
             sections.append(run_dataset(name, data, models, encoder, config, train, args, vectors))
             sections[-1] = merge_into_saved(sections[-1]) if args.keep_models else sections[-1]
+            write_section_files(sections[-1])
             save_section(sections[-1])
         write_docs(merged_sections(args.out, sections), args, config, train, time.perf_counter() - began)
         return
@@ -133,6 +134,7 @@ def main() -> None:
                 data = load_and_export(graph, name, args.data / DATASETS[name])
                 sections.append(run_dataset(name, data, models, encoder, config, train, args))
                 sections[-1] = merge_into_saved(sections[-1]) if args.keep_models else sections[-1]
+                write_section_files(sections[-1])
                 save_section(sections[-1])
         finally:
             graph.close()
@@ -290,7 +292,6 @@ def run_dataset(name: str, data: RecData, models: list[str], encoder: TextEncode
         with phase(f"{name}: {len(models)} models on the same split"):
             for key in models:
                 runs.append(fit_and_evaluate(key, data, vectors, config, train))
-        write_results([r.result for r in runs], folder, f"{TITLES[name]}: test split")
     folder.mkdir(parents=True, exist_ok=True)
     cold_runs = []
     if not args.no_cold_start:
@@ -298,7 +299,6 @@ def run_dataset(name: str, data: RecData, models: list[str], encoder: TextEncode
         with phase(f"{name}: cold start, {cold.numel()} items held out of training"):
             for key in [m for m in COLD_MODELS if m in models]:
                 cold_runs.append(fit_and_evaluate(key, cold_data, vectors, config, train, cold=cold))
-        pd.DataFrame([{"model": r.result.model, **r.result.metrics} for r in cold_runs]).to_csv(folder / "cold_start.csv", index=False)
     counts = {"users": data.num_users, "items": data.num_items, "entities": data.num_entities,
               "train": int(data.train.shape[1]), "val": int(data.val.shape[1]), "test": int(data.test.shape[1]),
               "knowledge": int(sum(e.shape[1] for e in data.item_entity.values())),
@@ -353,12 +353,29 @@ def merge_into_saved(section: dict) -> dict:
         log(f"  {path}: another split or schedule, not merged")
         return section
     merged = dict(section)
+    histories = json.loads((section["folder"] / "history.json").read_text()) if (section["folder"] / "history.json").is_file() else {}
+    kept = []
     for part in ("runs", "cold"):
-        fresh = {r.key for r in section[part]}
-        merged[part] = section[part] + [r for r in saved[part] if r.key not in fresh]
-    log(f"  kept from {path} ({saved['measured_at']}): "
-        + ", ".join(r.key for part in ("runs", "cold") for r in merged[part][len(section[part]):]))
+        fresh = {r.key: r for r in section[part]}
+        saved_keys = {r.key for r in saved[part]}
+        for r in saved[part]:
+            if r.key not in fresh:
+                r.result.history = histories.get(r.result.model, []) if part == "runs" else []
+                kept.append(r.key)
+        # the saved order, fresh runs in place of saved ones with their key, new ones last
+        merged[part] = [fresh.get(r.key, r) for r in saved[part]] + [r for r in section[part] if r.key not in saved_keys]
+    log(f"  kept from {path} ({saved['measured_at']}): {', '.join(kept) or 'nothing'}")
     return merged
+
+
+def write_section_files(section: dict) -> None:
+    """``results.{md,csv}``, ``curves.png`` and ``history.json`` of the main comparison, and ``cold_start.csv``."""
+    folder = section["folder"]
+    if section["runs"]:
+        write_results([r.result for r in section["runs"]], folder, f"{TITLES[section['name']]}: test split")
+    if section["cold"]:
+        pd.DataFrame([{"model": r.result.model, **r.result.metrics} for r in section["cold"]]).to_csv(
+            folder / "cold_start.csv", index=False)
 
 
 # -- the report ----------------------------------------------------------------------------------------

@@ -299,7 +299,7 @@ def run_dataset(name: str, data: RecData, models: list[str], encoder: TextEncode
         with phase(f"{name}: cold start, {cold.numel()} items held out of training"):
             for key in [m for m in COLD_MODELS if m in models]:
                 cold_runs.append(fit_and_evaluate(key, cold_data, vectors, config, train, cold=cold))
-    counts = {"users": data.num_users, "items": data.num_items, "entities": data.num_entities,
+    counts = {"split": split_digest(data), "users": data.num_users, "items": data.num_items, "entities": data.num_entities,
               "train": int(data.train.shape[1]), "val": int(data.val.shape[1]), "test": int(data.test.shape[1]),
               "knowledge": int(sum(e.shape[1] for e in data.item_entity.values())),
               "relations": len(data.item_entity)}
@@ -342,6 +342,16 @@ def merged_sections(out: Path, fresh: list[dict]) -> list[dict]:
     return [by_name[name] for name in DATASETS if name in by_name]
 
 
+def split_digest(data: RecData) -> str:
+    """A short digest of the split (its train, validation and test pairs): two runs compare only on equal ones."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for pairs in (data.train, data.val, data.test):
+        h.update(pairs.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def merge_into_saved(section: dict) -> dict:
     """``section`` with the models that an earlier run saved for the same dataset, the same split counts and
     the same schedule, and that this run did not measure (``--keep-models``: ablations added by a second run)."""
@@ -349,7 +359,8 @@ def merge_into_saved(section: dict) -> dict:
     if not path.is_file():
         return section
     saved = load_section(path)
-    if saved["counts"] != section["counts"] or saved.get("schedule") != section.get("schedule"):
+    same_split = all(saved["counts"].get(k) == v for k, v in section["counts"].items() if k in saved["counts"])
+    if not same_split or saved.get("schedule") != section.get("schedule"):
         log(f"  {path}: another split or schedule, not merged")
         return section
     merged = dict(section)

@@ -156,9 +156,9 @@ def fingerprint(graph: Graph) -> dict[str, int]:
 def add_split(export: Export, spec: SplitSpec) -> None:
     """Attach ``split`` (int8: 0 train, 1 val, 2 test) to the interaction edges and record the spec."""
     store = export.data[INTERACTS]
-    users = store.edge_index[0].numpy()
+    users, items = store.edge_index.numpy()
     ts = store.edge_attr[:, INTERACTION_ATTRS.index("ts")].numpy() if spec.kind != "random" else None
-    store.split = torch.from_numpy(make_split(spec, users, ts))
+    store.split = torch.from_numpy(make_split(spec, users, ts, items))  # independent of the edges' order
     counts = np.bincount(store.split.numpy(), minlength=3)
     export.meta["split"] = spec.as_dict() | {"edges": {"train": int(counts[0]), "val": int(counts[1]), "test": int(counts[2])}}
 

@@ -41,19 +41,28 @@ class SplitSpec:
         return asdict(self)
 
 
-def make_split(spec: SplitSpec, users: np.ndarray, ts: np.ndarray | None = None) -> np.ndarray:
-    """Assign each interaction (``users[k]``: the user index of edge k; ``ts[k]``: its time, NaN if unknown)
-    to TRAIN, VAL or TEST; returns an ``int8`` array like ``users``."""
+def make_split(spec: SplitSpec, users: np.ndarray, ts: np.ndarray | None = None,
+               items: np.ndarray | None = None) -> np.ndarray:
+    """Assign each interaction (``users[k]``: the user index of edge k; ``ts[k]``: its time, NaN if unknown;
+    ``items[k]``: its item index) to TRAIN, VAL or TEST; returns an ``int8`` array like ``users``.
+
+    With ``items``, the split does not depend on the order of the edges (the order a graph database returns
+    a node's relationships in is its storage order, which differs between two loads of the same data): the
+    random keys are drawn in (user, item) order, and ties in time are broken by item."""
     users = np.asarray(users)
+    canonical = np.lexsort((items, users)) if items is not None else np.arange(len(users))
     if spec.kind == "random":
-        key = np.random.default_rng(spec.seed).random(len(users))
+        key = np.empty(len(users))
+        key[canonical] = np.random.default_rng(spec.seed).random(len(users))
         return _per_user(users, key, lambda n: _counts(n, spec))
     if ts is None or np.isnan(np.asarray(ts, dtype=float)).any():
         raise KgrecError(f"the {spec.kind} split needs a timestamp on every interaction")
     ts = np.asarray(ts, dtype=float)
     if spec.kind == "leave_last_out":
-        # later first: rank 0 is the latest interaction of each user
-        return _per_user(users, -ts, lambda n: (np.where(n >= 3, 1, 0), np.where(n >= 3, 1, 0)))
+        # later first: rank 0 is the latest interaction of each user (equal times: by canonical position)
+        position = np.empty(len(users))
+        position[canonical] = np.arange(len(users))
+        return _per_user(users, -ts, lambda n: (np.where(n >= 3, 1, 0), np.where(n >= 3, 1, 0)), position)
     cut_test = np.quantile(ts, 1 - spec.test)
     cut_val = np.quantile(ts, 1 - spec.test - spec.val)
     split = np.full(len(ts), TRAIN, dtype=np.int8)
@@ -71,9 +80,10 @@ def _counts(n: np.ndarray, spec: SplitSpec) -> tuple[np.ndarray, np.ndarray]:
     return test, val
 
 
-def _per_user(users: np.ndarray, key: np.ndarray, counts) -> np.ndarray:
-    """Within each user, order edges by ``key``; the first ``test`` go to TEST, the next ``val`` to VAL."""
-    order = np.lexsort((key, users))
+def _per_user(users: np.ndarray, key: np.ndarray, counts, tie: np.ndarray | None = None) -> np.ndarray:
+    """Within each user, order edges by ``key`` (then ``tie``); the first ``test`` go to TEST, the next
+    ``val`` to VAL."""
+    order = np.lexsort((key, users)) if tie is None else np.lexsort((tie, key, users))
     sorted_users = users[order]
     starts = np.r_[0, np.flatnonzero(sorted_users[1:] != sorted_users[:-1]) + 1]
     sizes = np.diff(np.r_[starts, len(users)])

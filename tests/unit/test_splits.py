@@ -45,3 +45,21 @@ def test_time_splits_need_timestamps() -> None:
 def test_bad_specs(kwargs: dict) -> None:
     with pytest.raises(KgrecError):
         SplitSpec(**kwargs)
+
+
+@pytest.mark.parametrize("kind", ["random", "leave_last_out", "temporal"])
+def test_split_with_items_does_not_depend_on_the_order_of_the_edges(kind: str) -> None:
+    """Two loads of the same data can return a user's relationships in another order: with the items
+    given, each (user, item) lands in the same split whatever the order."""
+    rng = np.random.default_rng(3)
+    users = np.repeat(np.arange(40), 12)
+    items = np.concatenate([rng.choice(100, size=12, replace=False) for _ in range(40)])
+    ts = rng.integers(0, 5, size=len(users)).astype(float)  # many equal times
+    spec = SplitSpec(kind, val=0.1, test=0.2, seed=0)
+    split = make_split(spec, users, ts, items)
+    shuffled = rng.permutation(len(users))
+    again = make_split(spec, users[shuffled], ts[shuffled], items[shuffled])
+    assert dict(zip(zip(users[shuffled], items[shuffled]), again)) == dict(zip(zip(users, items), split))
+    if kind == "random":  # without the items, the order decides
+        plain = make_split(spec, users[shuffled])
+        assert dict(zip(zip(users[shuffled], items[shuffled]), plain)) != dict(zip(zip(users, items), split))

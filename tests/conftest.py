@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -81,6 +82,7 @@ def neo4j_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield Server(server.uri, "neo4j", server.password, "neo4j")
     finally:
         server.stop()
+        shutil.rmtree(server.home, ignore_errors=True)  # ~0.5 GB of store and logs per session
 
 
 @pytest.fixture

@@ -62,7 +62,9 @@ from kgrec.loaders.ingest import LoadOptions, load_dataset  # noqa: E402
 from kgrec.loaders.splits import SplitSpec  # noqa: E402
 from kgrec.model.data import RecData  # noqa: E402
 from kgrec.model.evaluate import evaluate, evaluate_cold_start  # noqa: E402
-from kgrec.model.harness import ABLATIONS, MODELS, Result, build, markdown_table, shuffled_knowledge, text_vectors, write_results  # noqa: E402
+from kgrec.model.harness import (  # noqa: E402
+    ABLATIONS, MODELS, Result, build, markdown_table, rating_metrics, shuffled_knowledge, text_vectors, write_results,
+)
 from kgrec.model.kgrec_net import KGRecConfig  # noqa: E402
 from kgrec.model.text import TextEncoder, resolve_model  # noqa: E402
 from kgrec.model.training import TrainConfig  # noqa: E402
@@ -211,7 +213,7 @@ def fit_and_evaluate(key: str, data: RecData, vectors, config: KGRecConfig, trai
         seconds = time.perf_counter() - began
     gpu_peak = torch.cuda.max_memory_allocated(train.torch_device) / MIB if cuda else None
     if cold is None:
-        metrics = evaluate(model, fit_data, "test", ks=KS)
+        metrics = evaluate(model, fit_data, "test", ks=KS) | rating_metrics(model, fit_data)
     else:
         metrics = evaluate_cold_start(model, fit_data, cold, ks=KS)
         strict = evaluate_cold_start(model, fit_data, cold, ks=KS, candidates="catalogue")

@@ -471,7 +471,9 @@ class KGRec:
         self.net = net
         dropout = self.config.id_dropout
         generator = torch.Generator().manual_seed(self.train_config.seed + 1)
-        ratings = self._rating_lookup(data) if self.config.rating_weight > 0 else None
+        ratings = None
+        if self.config.rating_weight > 0:  # moved to the training device once, not per batch
+            ratings = tuple(t.to(self.train_config.torch_device) for t in self._rating_lookup(data))
 
         def batch_loss(users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
             hide = (torch.rand(net.num_items, generator=generator) < dropout).to(users.device) if dropout else None
@@ -481,7 +483,7 @@ class KGRec:
             params = (net.user_emb.weight[users], net.item_emb.weight[pos], net.item_emb.weight[neg])
             loss = bpr_loss(pos_s, neg_s, params, self.train_config.weight_decay)
             if ratings is not None:
-                keys, values = (t.to(users.device) for t in ratings)
+                keys, values = ratings
                 key = users * data.num_items + pos
                 at = torch.searchsorted(keys, key).clamp(max=keys.numel() - 1)
                 rated = keys[at] == key

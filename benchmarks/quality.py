@@ -20,9 +20,12 @@ the exported split and the encoded text (``<name>.pt``; text vectors as float16 
     .venv/bin/python benchmarks/quality.py --save-snapshots .gpu --models popularity --no-cold-start --docs ''
     python3 benchmarks/quality.py --from-snapshots .gpu --device cuda --out benchmarks/results/quality-gpu --docs ''
 
-On a CUDA device each trained model's peak GPU memory (``torch.cuda.max_memory_allocated``) is recorded;
-the report gathers the sections under ``--gpu-out`` (default ``benchmarks/results/quality-gpu``) into a
-table beside the CPU figures.
+On a CUDA device each trained model's peak GPU memory (``torch.cuda.max_memory_allocated``) is recorded.
+Several processes can share the work (a GPU has room for many of these small models), each with its own
+``--models`` and ``--out``; ``--report-only --merge DIR ...`` then folds their sections into ``--out``
+(same dataset, split and schedule only) and writes the report. The report also gathers the sections under
+``--compare-out`` (default ``benchmarks/results/quality-cpu``: the same models measured on another device,
+e.g. training time on 2 CPU cores) into a table beside the main figures.
 
 Writes, under ``--out`` (default ``benchmarks/results/quality``): per dataset ``<name>/results.{md,csv}``,
 ``<name>/curves.png`` (training loss and validation nDCG@20), ``<name>/cold_start.csv``; and ``--docs``
@@ -108,6 +111,8 @@ def main() -> None:
                 raise SystemExit(f"{args.from_snapshots / (name + '.pt')} is missing: write it with --save-snapshots")
         elif not (args.data / DATASETS[name]).is_dir():
             raise SystemExit(f"{args.data / DATASETS[name]} is missing: point --data at the folder that holds {DATASETS[name]}/")
+    if args.merge and not args.report_only:
+        raise SystemExit("--merge goes with --report-only")
     if args.cold_only and args.no_cold_start:
         raise SystemExit("--cold-only and --no-cold-start leave nothing to measure: choose one")
     torch.set_num_threads(args.threads)
@@ -118,6 +123,8 @@ def main() -> None:
     began = time.perf_counter()
     sections = []
     if args.report_only:  # gather the sections saved under --out into --docs, measure nothing
+        for folder in args.merge:
+            merge_folder(folder, args.out)
         write_docs(merged_sections(args.out, []), args, config, train, 0.0)
         return
     if args.from_snapshots:  # no Neo4j, no encoder: the split and the text vectors come from the snapshots
@@ -151,8 +158,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--models", default=",".join((*MODELS, *ABLATIONS)), help="comma-separated model names")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/quality"))
     parser.add_argument("--docs", default="docs/results.md", help="the markdown report ('' for none)")
-    parser.add_argument("--epochs", type=int, default=500,
-                        help="most epochs of every trained model (early stopping; LightGCN needs ~200-350 to converge)")
+    parser.add_argument("--epochs", type=int, default=1000,
+                        help="most epochs of every trained model (early stopping; LightGCN needs up to ~550 to converge)")
     parser.add_argument("--lr", type=float, default=5e-3, help="Adam's learning rate of every trained model")
     parser.add_argument("--eval-every", type=int, default=4, help="epochs between validations")
     parser.add_argument("--patience", type=int, default=10, help="validations without improvement before stopping")
@@ -170,8 +177,10 @@ def parse_args() -> argparse.Namespace:
                         help="keep the models an earlier run saved for the same dataset, split and schedule (add ablations later)")
     parser.add_argument("--save-snapshots", type=Path, help="also write each dataset's split and text vectors here")
     parser.add_argument("--from-snapshots", type=Path, help="run on snapshots written by --save-snapshots (no Neo4j)")
-    parser.add_argument("--gpu-out", type=Path, default=Path("benchmarks/results/quality-gpu"),
-                        help="sections measured on a GPU, reported beside the CPU figures")
+    parser.add_argument("--compare-out", type=Path, default=Path("benchmarks/results/quality-cpu"),
+                        help="sections measured on another device (another --out), reported beside the main figures")
+    parser.add_argument("--merge", type=Path, nargs="+", default=[],
+                        help="with --report-only: fold the sections saved under these --out folders into --out first")
     parser.add_argument("--uri", help="use this Neo4j (it is WIPED) instead of a throwaway local one")
     parser.add_argument("--user", default="neo4j")
     parser.add_argument("--password", default="")
@@ -306,7 +315,7 @@ def run_dataset(name: str, data: RecData, models: list[str], encoder: TextEncode
               "knowledge": int(sum(e.shape[1] for e in data.item_entity.values())),
               "relations": len(data.item_entity)}
     return {"name": name, "runs": runs, "cold": cold_runs, "counts": counts, "folder": folder,
-            "schedule": {k: v for k, v in train.as_dict().items() if k in ("epochs", "lr", "batch_size", "eval_every", "patience", "device")}}
+            "device": device_name(train.device), "schedule": {k: v for k, v in train.as_dict().items() if k in ("epochs", "lr", "batch_size", "eval_every", "patience", "device")}}
 
 
 # -- saved sections: a report can gather datasets measured by separate runs of this script -----------------
@@ -316,14 +325,15 @@ def save_section(section: dict) -> None:
                         "gpu_peak_mib": r.gpu_peak_mib, "best_seconds": r.best_seconds, "gamma": r.gamma} for r in rs]
     (section["folder"] / "section.json").write_text(json.dumps(
         {"name": section["name"], "counts": section["counts"], "runs": runs(section["runs"]), "cold": runs(section["cold"]),
-         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": device_name(),
+         "measured_at": section.get("measured_at") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+         "device": section.get("device") or device_name("cpu"),
          "schedule": section.get("schedule")}, indent=1))
 
 
-def device_name() -> str:
-    """What trained the models: the GPU's name, or the CPU and its torch threads."""
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        return torch.cuda.get_device_name()
+def device_name(device: str) -> str:
+    """What trains the models on the torch ``device``: the GPU's name, or the CPU and its torch threads."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
     return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} torch threads"
 
 
@@ -381,6 +391,30 @@ def merge_into_saved(section: dict) -> dict:
     return merged
 
 
+def merge_folder(source: Path, out: Path) -> None:
+    """Fold the sections saved under ``source`` into those under ``out`` (see :func:`merge_into_saved`): a
+    dataset's models measured by several processes, each with its own ``--out``."""
+    sections = sorted(source.glob("*/section.json"))
+    if not sections:
+        raise SystemExit(f"--merge {source}: no <dataset>/section.json under it")
+    for path in sections:
+        section = load_section(path)
+        histories = json.loads((path.parent / "history.json").read_text()) if (path.parent / "history.json").is_file() else {}
+        for r in section["runs"]:
+            r.result.history = histories.get(r.result.model, [])
+        section["folder"] = out / section["name"]
+        section["folder"].mkdir(parents=True, exist_ok=True)
+        target = section["folder"] / "section.json"
+        if target.is_file():
+            saved = load_section(target)
+            if saved["counts"] != section["counts"] or saved.get("schedule") != section.get("schedule"):
+                raise SystemExit(f"--merge {path}: another split or schedule than {target}; not merged")
+            section = merge_into_saved(section)
+        write_section_files(section)
+        save_section(section)
+        log(f"  merged {path} into {target}")
+
+
 def write_section_files(section: dict) -> None:
     """``results.{md,csv}``, ``curves.png`` and ``history.json`` of the main comparison, and ``cold_start.csv``."""
     folder = section["folder"]
@@ -413,6 +447,15 @@ def table(runs: list[Run], with_training: bool = True) -> pd.DataFrame:
 def goals(section: dict) -> list[str]:
     by_key = {r.key: r.result.metrics for r in section["runs"]}
     lines = []
+    schedule = section.get("schedule") or {}
+    trained = any(r.result.best_epoch is not None for r in section["runs"])
+    if trained and {"epochs", "eval_every", "patience"} <= schedule.keys():  # early stopping, or the cap?
+        last_chance = schedule["epochs"] - schedule["eval_every"] * schedule["patience"]
+        capped = [f"{r.result.model} (best epoch {r.result.best_epoch})" for r in section["runs"]
+                  if r.result.best_epoch is not None and r.result.best_epoch > last_chance]
+        lines.append(f"- convergence: every trained model stopped by early stopping, before the cap of {schedule['epochs']} epochs"
+                     if not capped else f"- convergence: **stopped by the epoch cap ({schedule['epochs']}), maybe still "
+                     f"improving**: {', '.join(capped)}")
     if "kgrec" in by_key:
         ours = by_key["kgrec"]
         for metric in ("ndcg@20", "recall@20"):
@@ -430,7 +473,8 @@ def goals(section: dict) -> list[str]:
                          f"{'met' if kgrec.best_seconds <= 600 else 'MISSED'})")
         for key, what in (("kgrec-no-text", "text"), ("kgrec-no-kg", "the knowledge graph"),
                           ("kgrec-kg-shuffled", "the knowledge graph's true links (vs shuffled)"),
-                          ("kgrec-no-neighbourhood", "the neighbourhood channel")):
+                          ("kgrec-no-neighbourhood", "the neighbourhood channel"),
+                          ("kgrec-uniform-negatives", "dynamic negative sampling (vs uniform negatives)")):
             if key in by_key:
                 delta = ours["ndcg@20"] - by_key[key]["ndcg@20"]
                 rel = delta / by_key[key]["ndcg@20"] if by_key[key]["ndcg@20"] else float("nan")
@@ -501,7 +545,7 @@ def write_docs(sections: list[dict], args: argparse.Namespace, config: KGRecConf
     for section in sections:
         c = section["counts"]
         out += [f"## {TITLES[section['name']]}", "",
-                *([f"Measured {section['measured_at']} by an earlier run of this script."] if section.get("measured_at") else []),
+                *([f"Measured {section['measured_at']} on {section.get('device') or '?'}."] if section.get("measured_at") else []),
                 *([f"Schedule: {json.dumps(section['schedule'])}."] if section.get("schedule") else []),
                 f"{c['users']:,} users, {c['items']:,} items, {c['entities']:,} entities, {c['knowledge']:,} item–entity "
                 f"links over {c['relations']} relations; interactions: {c['train']:,} train, {c['val']:,} validation, "
@@ -510,60 +554,44 @@ def write_docs(sections: list[dict], args: argparse.Namespace, config: KGRecConf
         if section["cold"]:
             out += ["Cold start (held-out items only):", "", markdown_table(table(section["cold"])), ""]
         out += ["Goals and ablations:", "", *goals(section), ""]
-    if args.gpu_out and args.gpu_out.resolve() != args.out.resolve():
-        out += gpu_report(args.gpu_out, sections, args.gpu_out.parent / "convergence-gpu")
+    if args.compare_out and args.compare_out.resolve() != args.out.resolve():
+        out += device_report(args.compare_out, sections)
     docs.write_text("\n".join(out))
     log(f"written: {docs}, {image}")
 
 
-def gpu_report(folder: Path, cpu_sections: list[dict], convergence: Path | None = None) -> list[str]:
-    """The sections measured on a GPU (``--from-snapshots … --device cuda --out <folder>``), with the CPU
-    training time of the same model beside each."""
-    gpu_sections = merged_sections(folder, []) if folder.is_dir() else []
-    if not gpu_sections:
+def device_report(folder: Path, main_sections: list[dict]) -> list[str]:
+    """The sections measured on another device (another ``--out``: say, 2 CPU cores beside a GPU), with
+    each model's training time and nDCG@20 there beside the main tables' figures for the same model."""
+    other_sections = merged_sections(folder, []) if folder.is_dir() else []
+    if not other_sections:
         return []
-    cpu = {(s["name"], r.key): r for s in cpu_sections for r in s["runs"]}
+    main = {(s["name"], r.key): (s, r) for s in main_sections for r in s["runs"]}
     rows = []
-    for section in gpu_sections:
+    for section in other_sections:
         for r in section["runs"]:
-            if r.gpu_peak_mib is None:
-                continue
-            base = cpu.get((section["name"], r.key))
-            rows.append({"dataset": TITLES[section["name"]], "model": r.result.model,
-                         "GPU train s": round(r.result.train_seconds, 1),
-                         "CPU train s": round(base.result.train_seconds, 1) if base else "",
-                         "GPU peak MiB": round(r.gpu_peak_mib), "best epoch": r.result.best_epoch,
-                         "ndcg@20 (GPU run)": round(r.result.metrics["ndcg@20"], 4),
-                         "ndcg@20 (CPU run)": round(base.result.metrics["ndcg@20"], 4) if base else ""})
-    if not rows:
-        return []
-    devices = sorted({s.get("device") or "?" for s in gpu_sections})
-    own = gpu_sections[0].get("schedule") or {}
-    schedules = {f"epochs{own.get('epochs')}-patience{own.get('patience')}": gpu_sections}
-    if convergence and convergence.is_dir():
-        schedules |= {p.name: merged_sections(p, []) for p in sorted(convergence.iterdir()) if p.is_dir()}
-    check = []
-    for section in gpu_sections:
-        for r in section["runs"]:
-            row = {"dataset": TITLES[section["name"]], "model": r.result.model}
-            for label, sections in schedules.items():
-                other = {(s["name"], o.key): o for s in sections for o in s["runs"]}.get((section["name"], r.key))
-                if other:
-                    m = other.result.metrics
-                    row[f"{label}: ndcg / recall @20 (best epoch)"] = (
-                        f"{m['ndcg@20']:.4f} / {m['recall@20']:.4f} ({other.result.best_epoch})")
-            check.append(row)
-    return ["## Training on a GPU", "",
-            f"Device: {', '.join(devices)}; measured {', '.join(sorted({s['measured_at'] or '?' for s in gpu_sections}))} "
-            f"from snapshots (`--from-snapshots`, text vectors stored as float16), same split and configuration, "
-            f"schedule {json.dumps(gpu_sections[0].get('schedule'))}; the CPU columns are the tables above "
-            f"(2 cores). `{folder}`.", "",
-            markdown_table(pd.DataFrame(rows)), "",
-            *(["**Do the baselines converge?** The same models on the GPU under shorter schedules "
-               f"(`{convergence}`; each column: up to N epochs, stopping after P validations without improvement). "
-               "A best epoch equal to the cap means the model was still improving when stopped — not trained "
-               "to convergence; this benchmark's default (500 epochs, patience 10) leaves every model room to "
-               "converge.", "", markdown_table(pd.DataFrame(check)), ""] if len(schedules) > 1 else [])]
+            there = main.get((section["name"], r.key))
+            row = {"dataset": TITLES[section["name"]], "model": r.result.model,
+                   "device": section.get("device") or "?", "train s": round(r.result.train_seconds, 1),
+                   "to best s": round(r.best_seconds, 1) if r.best_seconds is not None else "",
+                   "best epoch": r.result.best_epoch, "peak MiB": round(r.peak_mib),
+                   "ndcg@20": round(r.result.metrics["ndcg@20"], 4)}
+            if there:
+                s, m = there
+                row |= {"main: device": s.get("device") or "?", "main: train s": round(m.result.train_seconds, 1),
+                        "main: to best s": round(m.best_seconds, 1) if m.best_seconds is not None else "",
+                        "main: GPU peak MiB": round(m.gpu_peak_mib) if m.gpu_peak_mib is not None else "",
+                        "main: best epoch": m.result.best_epoch, "main: ndcg@20": round(m.result.metrics["ndcg@20"], 4)}
+            rows.append(row)
+    split_note = all(s["counts"].get("split") == next((t["counts"].get("split") for t in main_sections
+                                                         if t["name"] == s["name"]), None) for s in other_sections)
+    return ["## The same models on another device", "",
+            f"Measured {', '.join(sorted({s['measured_at'] or '?' for s in other_sections}))} (`{folder}`), "
+            f"schedule {json.dumps(other_sections[0].get('schedule'))}; "
+            + ("the same split as the tables above. " if split_note else "**another split than the tables above.** ")
+            + "Training time and peak memory there, beside the main tables' run of the same model "
+            "(floating-point order differs between devices, so the trained weights and the figures differ a little).",
+            "", markdown_table(pd.DataFrame(rows)), ""]
 
 
 def plot(sections: list[dict], path: Path) -> None:

@@ -490,12 +490,14 @@ LearningRate = Annotated[float, typer.Option(help="Adam learning rate.")]
 Patience = Annotated[int, typer.Option(min=1, help="Validations without improvement before stopping.")]
 Seed = Annotated[int, typer.Option(help="Seeds initialisation, sampling and the split.")]
 Device = Annotated[str, typer.Option(help="Torch device to train on, e.g. cpu, cuda, cuda:1.")]
+Negatives = Annotated[int, typer.Option(min=1, help="Uniform negative candidates per BPR triple; the one the model "
+                                        "scores highest is used (dynamic negative sampling; 1: plain BPR).")]
 RatingWeight = Annotated[float, typer.Option(min=0.0, help="Weight of a rating MSE loss beside BPR (0: no rating "
                                              "head); needs a rating column. Adds test RMSE and MAE.")]
 
 
 def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: float, patience: int, seed: int,
-                  device: str, progress: bool, rating_weight: float = 0.0):
+                  device: str, progress: bool, rating_weight: float = 0.0, negatives: int = 8):
     from kgrec.model.harness import load_data, text_vectors
     from kgrec.model.kgrec_net import KGRecConfig
     from kgrec.model.text import TextEncoder
@@ -514,7 +516,7 @@ def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: floa
         items, entities = text_vectors(data, encoder)
     stats = encoder.stats
     console.print(f"Text: {stats.encoded} encoded, {stats.hits} from the cache ({stats.texts_per_second:.0f} texts/s).")
-    config = KGRecConfig(dim=dim, num_layers=layers, rating_weight=rating_weight)
+    config = KGRecConfig(dim=dim, num_layers=layers, rating_weight=rating_weight, negatives=negatives)
     return data, items, entities, config, train
 
 
@@ -530,13 +532,14 @@ def train(
     seed: Seed = 0,
     device: Device = "cpu",
     rating_weight: RatingWeight = 0.0,
+    negatives: Negatives = 8,
     progress: Progress = True,
 ) -> None:
     """Train KGRec (text + knowledge graph + collaborative signal, attention fusion) on an export."""
     from kgrec.model.harness import build, results_dict, run, save_checkpoint, write_results
 
     data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed, device,
-                                                                progress, rating_weight)
+                                                                progress, rating_weight, negatives)
     model = build("kgrec", items, entities, config, train_config, progress)
     result = run("kgrec", model, data)
     path = save_checkpoint(model, out / "kgrec.pt", {"export": str(export), "metrics": result.metrics})
@@ -552,7 +555,8 @@ def evaluate_models(
     export: ExportDir,
     out: Annotated[Path, typer.Option(help="Folder for results.md, results.csv and curves.png.")] = Path("data/eval"),
     models: Annotated[str, typer.Option(help="Comma-separated: kgrec, popularity, itemknn, mf-bpr, lightgcn, text, "
-                                        "kgrec-no-text, kgrec-no-kg, kgrec-kg-shuffled, kgrec-no-neighbourhood; with "
+                                        "kgrec-no-text, kgrec-no-kg, kgrec-kg-shuffled, kgrec-no-neighbourhood, "
+                                        "kgrec-uniform-negatives; with "
                                         "ratings also kgrec-rating, bias, mean (RMSE, MAE).")] = "popularity,itemknn,text,kgrec",
     dim: Dim = 64,
     layers: Layers = 3,
@@ -562,13 +566,14 @@ def evaluate_models(
     seed: Seed = 0,
     device: Device = "cpu",
     rating_weight: RatingWeight = 0.0,
+    negatives: Negatives = 8,
     progress: Progress = True,
 ) -> None:
     """Train and compare models on the export's split (full ranking, training items excluded)."""
     from kgrec.model.harness import build, run, write_results
 
     data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed, device,
-                                                                progress, rating_weight)
+                                                                progress, rating_weight, negatives)
     results = []
     for name in [m.strip() for m in models.split(",") if m.strip()]:
         console.print(f"[bold]{name}[/bold] ...")
@@ -597,6 +602,7 @@ def run_pipeline_cmd(
     keep_runs: Annotated[int, typer.Option(min=0, help="Inactive runs kept; older ones are pruned.")] = 2,
     device: Device = "cpu",
     rating_weight: RatingWeight = 0.0,
+    negatives: Negatives = 8,
     progress: Progress = True,
 ) -> None:
     """Export, train (or load a checkpoint), score, write back and activate a run."""
@@ -606,7 +612,7 @@ def run_pipeline_cmd(
 
     config = PipelineConfig(
         run_id=run_id, top_k=top_k, checkpoint=checkpoint, keep_runs=keep_runs,
-        model=KGRecConfig(dim=dim, num_layers=layers, rating_weight=rating_weight),
+        model=KGRecConfig(dim=dim, num_layers=layers, rating_weight=rating_weight, negatives=negatives),
         train=TrainConfig(epochs=epochs, lr=lr, batch_size=8192, eval_every=2, patience=patience, seed=seed,
                           device=device),
     )

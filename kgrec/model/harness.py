@@ -29,7 +29,7 @@ from kgrec.model.text import TextEncoder
 from kgrec.model.training import TrainConfig
 
 MODELS = ("kgrec", "popularity", "itemknn", "mf-bpr", "lightgcn", "text")
-ABLATIONS = ("kgrec-no-text", "kgrec-no-kg", "kgrec-kg-shuffled", "kgrec-no-neighbourhood")
+ABLATIONS = ("kgrec-no-text", "kgrec-no-kg", "kgrec-kg-shuffled", "kgrec-no-neighbourhood", "kgrec-uniform-negatives")
 #: Models that also predict explicit ratings (RMSE and MAE where the data has them).
 RATING_MODELS = ("kgrec-rating", "bias", "mean")
 RATING_WEIGHT = 1.0  # the rating loss weight of "kgrec-rating" when the configuration sets none
@@ -91,6 +91,9 @@ def build(name: str, item_vectors: torch.Tensor | None, entity_vectors: torch.Te
         "kgrec-no-neighbourhood": lambda: KGRec(item_vectors, entity_vectors,
                                                 KGRecConfig(**{**config.as_dict(), "neighbourhood": False}), train,
                                                 name="KGRec w/o neighbourhood", progress=progress),
+        "kgrec-uniform-negatives": lambda: KGRec(item_vectors, entity_vectors,
+                                                 KGRecConfig(**{**config.as_dict(), "negatives": 1}), train,
+                                                 name="KGRec, uniform negatives", progress=progress),
         "kgrec-rating": lambda: KGRec(item_vectors, entity_vectors,
                                       KGRecConfig(**{**config.as_dict(),
                                                      "rating_weight": config.rating_weight or RATING_WEIGHT}),

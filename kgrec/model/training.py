@@ -147,13 +147,19 @@ class BPRSampler:
         before = torch.searchsorted(self._keys, users * (self.num_items + 1) + r, right=True) - self.indptr[users]
         return torch.where(full, r, r + before)
 
-    def batches(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
-        """One epoch: every training pair once, shuffled, as ``(users, positives, negatives)`` batches."""
+    def batches(self, batch_size: int, negatives: int = 1) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        """One epoch: every training pair once, shuffled, as ``(users, positives, negatives)`` batches;
+        ``negatives`` are ``[B]`` items, or ``[B, negatives]`` independent draws when ``negatives > 1``."""
+        if negatives < 1:
+            raise KgrecError(f"'negatives' (got {negatives}) must be at least 1")
         order = torch.randperm(self.users.numel(), generator=self.generator)
         for start in range(0, order.numel(), batch_size):
             index = order[start : start + batch_size]
             users = self.users[index]
-            yield users, self.items[index], self.sample(users)
+            if negatives == 1:
+                yield users, self.items[index], self.sample(users)
+            else:
+                yield users, self.items[index], self.sample(users.repeat_interleave(negatives)).view(-1, negatives)
 
     def __len__(self) -> int:
         return self.users.numel()
@@ -235,6 +241,7 @@ def fit_bpr(
     config: TrainConfig,
     batch_loss: Callable[[Tensor, Tensor, Tensor], Tensor],
     progress: bool = False,
+    negatives: int = 1,
 ) -> tuple[list[EpochRecord], int | None]:
     """Train ``module`` with Adam on BPR triples, validating and early-stopping on ``ndcg@val_k``.
 
@@ -252,6 +259,8 @@ def fit_bpr(
         config (TrainConfig): the schedule.
         batch_loss (callable): ``(users, positives, negatives) -> loss`` of one batch.
         progress (bool): show a tqdm bar with the loss and the last validation nDCG. (default: ``False``)
+        negatives (int): negative candidates drawn per training pair; above 1, ``batch_loss`` gets them as a
+            ``[B, negatives]`` tensor (see :meth:`BPRSampler.batches`). (default: ``1``)
 
     Returns:
         The history (one :class:`EpochRecord` per epoch) and the epoch whose weights were kept (None
@@ -275,7 +284,7 @@ def fit_bpr(
         for epoch in bar:
             module.train()
             total = 0.0
-            for users, pos, neg in sampler.batches(config.batch_size):
+            for users, pos, neg in sampler.batches(config.batch_size, negatives):
                 loss = batch_loss(users.to(device), pos.to(device), neg.to(device))
                 optimizer.zero_grad()
                 loss.backward()

@@ -163,6 +163,18 @@ def test_sampler_epoch_covers_every_training_pair_once() -> None:
     assert (data.train_matrix.toarray()[users.numpy(), neg.numpy()] == 0).all()  # negatives are unseen
 
 
+def test_sampler_draws_several_unseen_candidates_per_pair() -> None:
+    data = planted()
+    sampler = BPRSampler(data.train_matrix, generator=torch.Generator().manual_seed(0))
+    batches = list(sampler.batches(32, negatives=5))
+    users, pos, neg = (torch.cat(parts) for parts in zip(*batches))
+    assert neg.shape == (150, 5) and len(users) == 150
+    assert (data.train_matrix.toarray()[users.numpy()[:, None], neg.numpy()] == 0).all()
+    assert (neg[:, 0] != neg[:, 1]).any()  # independent draws, not one repeated
+    with pytest.raises(KgrecError, match="'negatives'"):
+        next(sampler.batches(32, negatives=0))
+
+
 def test_bpr_loss() -> None:
     zeros = torch.zeros(4)
     assert float(bpr_loss(zeros, zeros)) == pytest.approx(math.log(2))

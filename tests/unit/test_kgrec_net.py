@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from kgrec.model.data import RecData
-from kgrec.model.kgrec_net import KGRec, KGRecConfig, KGRecNet
+from kgrec.model.kgrec_net import KGRec, KGRecConfig, KGRecNet, hardest_negatives
 from kgrec.model.training import TrainConfig
 
 U, I, E, T = 12, 10, 6, 8
@@ -95,7 +95,27 @@ def test_social_links_change_the_propagation() -> None:
     assert social.adjacency._nnz() == plain.adjacency._nnz() + 4
 
 
-@pytest.mark.parametrize("kwargs", [{"dim": 0}, {"id_dropout": 1.0}, {"num_layers": -1}])
+def test_dynamic_negative_sampling_takes_the_candidate_scored_highest() -> None:
+    users_emb = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    items_emb = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.5, 0.5], [0.0, 0.0]])
+    candidates = torch.tensor([[0, 1, 3], [1, 2, 3], [0, 2, 3]])
+    # user 0 prefers item 1 (0.8), then 2 (0.5); user 1 prefers item 0 (0.9), then 2 (0.5)
+    assert hardest_negatives(users_emb, items_emb, torch.tensor([0, 0, 1]), candidates).tolist() == [1, 1, 0]
+
+
+def test_dynamic_negative_sampling_changes_training_and_one_candidate_is_plain_bpr() -> None:
+    data = tiny()
+    losses = {}
+    for m in (1, 4):
+        model = KGRec(None, None, KGRecConfig(dim=8, negatives=m, neighbourhood=False),
+                      TrainConfig(epochs=3, eval_every=1, patience=5)).fit(data)
+        losses[m] = [h.loss for h in model.history]
+    assert losses[1] != losses[4]
+    # harder negatives: a larger loss at the same weights in the first epoch
+    assert losses[4][0] > losses[1][0]
+
+
+@pytest.mark.parametrize("kwargs", [{"dim": 0}, {"id_dropout": 1.0}, {"num_layers": -1}, {"negatives": 0}])
 def test_bad_config(kwargs: dict) -> None:
     with pytest.raises(Exception, match="must be"):
         KGRecConfig(**kwargs)

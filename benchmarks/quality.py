@@ -18,7 +18,7 @@ the exported split and the encoded text (``<name>.pt``; text vectors as float16 
 ``--from-snapshots DIR`` trains and evaluates on them with no Neo4j and no text encoder::
 
     .venv/bin/python benchmarks/quality.py --save-snapshots .gpu --models popularity --no-cold-start --docs ''
-    python3 benchmarks/quality.py --from-snapshots .gpu --device cuda --out benchmarks/results/quality-gpu --docs ''
+    python3 benchmarks/quality.py --from-snapshots .gpu --device cuda --out benchmarks/results/quality --docs ''
 
 On a CUDA device each trained model's peak GPU memory (``torch.cuda.max_memory_allocated``) is recorded.
 Several processes can share the work (a GPU has room for many of these small models), each with its own
@@ -438,6 +438,8 @@ def table(runs: list[Run], with_training: bool = True) -> pd.DataFrame:
             row |= {"train s": round(r.result.train_seconds, 1),
                     "to best s": round(r.best_seconds, 1) if r.best_seconds is not None else "",
                     "peak MiB": round(r.peak_mib),
+                    **({"GPU MiB": round(r.gpu_peak_mib) if r.gpu_peak_mib is not None else ""}
+                       if any(o.gpu_peak_mib for o in runs) else {}),
                     "β": r.beta if r.beta is not None else "", "γ": r.gamma if r.gamma is not None else "",
                     "best epoch": r.result.best_epoch if r.result.best_epoch is not None else ""}
         rows.append(row)
@@ -518,9 +520,11 @@ def write_docs(sections: list[dict], args: argparse.Namespace, config: KGRecConf
         "",
         f"- date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
         f"- command: `python {' '.join(shlex.quote(a) for a in sys.argv)}` ({seconds / 60:.0f} min)",
-        f"- machine: {platform.platform()}, {torch.get_num_threads()} torch threads, "
-        f"{'CPU only' if train.device == 'cpu' else 'training on ' + train.device}; kgrec {__version__}, "
-        f"torch {torch.__version__}",
+        (f"- gathered by `--report-only` from saved sections (each says where and when it was measured) on "
+         f"{platform.platform()}; kgrec {__version__}, torch {torch.__version__}" if args.report_only else
+         f"- machine: {platform.platform()}, {torch.get_num_threads()} torch threads, "
+         f"{'CPU only' if train.device == 'cpu' else 'training on ' + train.device}; kgrec {__version__}, "
+         f"torch {torch.__version__}"),
         *([f"- {args.note}"] if args.note else []),
         f"- KGRec: {json.dumps(config.as_dict())}; training {json.dumps(train.as_dict())}",
         "",

@@ -145,8 +145,8 @@ def run_pipeline(graph: Graph, settings: Settings, config: PipelineConfig = Pipe
         run = writeback.start_run(graph, run_id, config.params() | {"text_model": text_model})
         graph.write(q.SET_RUN_CHECKPOINT, run=run_id, checkpoint=str(run_dir), top_k=config.top_k)
         users, items = model.net.embeddings()
-        writeback.write_embeddings(graph, run, Label.USER, serving.user_ids, users.numpy())
-        writeback.write_embeddings(graph, run, Label.ITEM, serving.item_ids, items.numpy())
+        writeback.write_embeddings(graph, run, Label.USER, serving.user_ids, users.numpy(), wait=False)
+        writeback.write_embeddings(graph, run, Label.ITEM, serving.item_ids, items.numpy(), wait=False)
         written = writeback.write_recommendations(graph, run, recommendations)
         counts = {"users": serving.num_users, "items": serving.num_items, "recommendations": written}
         writeback.complete_run(graph, run, metrics=metrics | {"best_epoch": model.best_epoch, "beta": model.beta}, counts=counts)

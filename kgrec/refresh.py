@@ -96,8 +96,8 @@ def refresh(graph: Graph, settings: Settings, *, run_id: str | None = None, top_
     _save(model, run_dir, data, checkpoint.get("text_model", ""), {})
     run = writeback.start_run(graph, run_id, {"refresh_of": base["id"], "top_k": top_k, "changes": changes})
     graph.write(q.SET_RUN_CHECKPOINT, run=run_id, checkpoint=str(run_dir), top_k=top_k)
-    writeback.write_embeddings(graph, run, Label.USER, data.user_ids, users.numpy())
-    writeback.write_embeddings(graph, run, Label.ITEM, data.item_ids, items.numpy())
+    writeback.write_embeddings(graph, run, Label.USER, data.user_ids, users.numpy(), wait=False)
+    writeback.write_embeddings(graph, run, Label.ITEM, data.item_ids, items.numpy(), wait=False)
     written = writeback.write_recommendations(graph, run, recommendations)
     writeback.complete_run(graph, run, metrics={}, counts={"users": data.num_users, "items": data.num_items,
                                                            "recommendations": written})

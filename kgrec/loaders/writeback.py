@@ -9,7 +9,9 @@ A run goes through four steps, each safe to retry:
    ``(:User)-[:RECOMMENDED {run, score, rank, explanation}]->(:Item)`` per user — a write-back retried
    after an interruption replaces each user's list for the run, so nothing is doubled (a batch is one
    transaction: it commits whole or not at all).
-3. :func:`complete_run` marks it ``complete`` with its metrics and counts.
+3. :func:`complete_run` waits until the slot's vector indexes are online (Neo4j populates an index in the
+   background, so it can fill while the lists are written: ``write_embeddings(..., wait=False)``), then
+   marks the run ``complete`` with its metrics and counts.
 4. :func:`activate_run` swaps the active flag in one transaction.
 
 Readers always start from ``(:ModelRun {active: true})`` and read only that run's slot and
@@ -64,13 +66,17 @@ def start_run(graph: Graph, run_id: str, params: dict[str, Any] | None = None) -
 
 
 def write_embeddings(
-    graph: Graph, run: Run, label: Label, ids: Sequence[str], vectors: np.ndarray, *, batch_size: int = 2000
+    graph: Graph, run: Run, label: Label, ids: Sequence[str], vectors: np.ndarray, *, batch_size: int = 2000,
+    wait: bool = True,
 ) -> int:
     """Write one vector per node into the run's slot, then (re)build the slot's vector index for them.
 
     When the slot is not the active run's (the normal case: :func:`start_run` gives a new run the other
     slot), its index is dropped before the writes and created after them, so Neo4j populates it once in
-    bulk instead of updating it vector by vector; the active run's slot keeps its index throughout.
+    bulk instead of updating it vector by vector; the active run's slot keeps its index throughout. With
+    ``wait`` the call returns once the index is online; without, Neo4j populates it in the background
+    and :func:`complete_run` waits for it (queries on a populating index fail, so no run is completed,
+    and none activated, before its indexes are online).
     """
     vectors = np.asarray(vectors, dtype=np.float32)
     if vectors.ndim != 2 or len(vectors) != len(ids):
@@ -92,8 +98,13 @@ def write_embeddings(
             raise WriteBackError(f"{label.value} embeddings: {len(rows) - got} of a batch's ids are not in the graph")
         written += got
     graph.run_autocommit(q.create_embedding_index(label, run.slot, vectors.shape[1]))
-    graph.run_autocommit(q.AWAIT_INDEX, name=name, seconds=300)  # queries on a populating index fail
+    if wait:
+        _await_index(graph, name)
     return written
+
+
+def _await_index(graph: Graph, name: str, seconds: int = 300) -> None:
+    graph.run_autocommit(q.AWAIT_INDEX, name=name, seconds=seconds)  # queries on a populating index fail
 
 
 def write_recommendations(graph: Graph, run: Run, recommendations: pd.DataFrame, *, batch_users: int = 500) -> int:
@@ -142,6 +153,12 @@ def _explanation(value: Any) -> str | None:
 
 
 def complete_run(graph: Graph, run: Run, *, metrics: dict[str, Any] | None = None, counts: dict[str, int] | None = None) -> None:
+    """Wait until the run's slot has its vector indexes online (those :func:`write_embeddings` created),
+    then mark the run ``complete`` with ``metrics`` and ``counts``."""
+    names = {q.embedding_index(label, run.slot) for label in (Label.USER, Label.ITEM)}
+    for index in graph.read(q.SHOW_INDEXES):
+        if index["name"] in names:
+            _await_index(graph, index["name"])
     rows = graph.write_returning(
         q.COMPLETE_RUN, run=run.id, metrics=json.dumps(metrics or {}, sort_keys=True), counts=json.dumps(counts or {}, sort_keys=True)
     )[0]

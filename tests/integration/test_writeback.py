@@ -99,6 +99,21 @@ def test_embeddings_in_slots_and_their_vector_index(small: Graph) -> None:
     assert tagged == {"run": "A", "d": 8}
 
 
+def test_complete_run_waits_for_indexes_populated_in_the_background(small: Graph) -> None:
+    run = start_run(small, "A")
+    vectors = np.eye(10, 8)[: len(ITEMS)] + 0.01
+    write_embeddings(small, run, Label.ITEM, ITEMS, vectors, wait=False)
+    write_embeddings(small, run, Label.USER, USERS, np.ones((len(USERS), 8)), wait=False)
+    write_recommendations(small, run, recs(0))
+    complete_run(small, run)
+    states = {i["name"]: i["state"] for i in small.read(q.SHOW_INDEXES)}
+    assert states["item_embedding_a"] == "ONLINE" and states["user_embedding_a"] == "ONLINE"
+    activate_run(small, "A")
+    hits = small.read(q.QUERY_SIMILAR_ITEMS, index=q.embedding_index(Label.ITEM, "embedding_a"), k=1,
+                      vector=vectors[3].tolist())
+    assert hits[0]["id"] == "i3"
+
+
 def test_a_new_dimension_rebuilds_the_slot_index(small: Graph) -> None:
     full_run(small, "A", offset=0, dim=8)  # slot a
     full_run(small, "B", offset=1, dim=8)  # slot b

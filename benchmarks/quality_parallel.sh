@@ -1,0 +1,42 @@
+#!/bin/bash
+# The quality benchmark on one GPU from snapshots, one process per (dataset, model group), all at once.
+#
+#   .venv/bin/python benchmarks/quality.py --save-snapshots SNAP --models popularity --no-cold-start --docs '' --out /tmp/snapq
+#   bash benchmarks/quality_parallel.sh SNAP OUT          # on the GPU machine (SNAP holds <dataset>.pt)
+#   .venv/bin/python benchmarks/quality.py --report-only --merge OUT/* --note '...'   # back here: the report
+#
+# PYTHON (default python3) runs benchmarks/quality.py; DEVICE (default cuda); each process logs to OUT/logs/.
+set -euo pipefail
+snap=${1:?usage: quality_parallel.sh SNAPSHOT_DIR OUT_DIR}
+out=${2:?usage: quality_parallel.sh SNAPSHOT_DIR OUT_DIR}
+python=${PYTHON:-python3}
+device=${DEVICE:-cuda}
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$out/logs"
+pids=()
+run() {  # dataset tag quality.py-arguments...
+  local d=$1 tag=$2; shift 2
+  "$python" "$here/quality.py" --from-snapshots "$snap" --device "$device" --threads 1 --docs '' --datasets "$d" \
+    --out "$out/$d-$tag" "$@" > "$out/logs/$d-$tag.log" 2>&1 &
+  pids+=($!)
+}
+for d in hetrec-lastfm movielens recbole; do
+  [ -f "$snap/$d.pt" ] || { echo "$snap/$d.pt is missing" >&2; exit 1; }
+  run "$d" 01-kgrec --models kgrec --no-cold-start
+  run "$d" 02-pop --models popularity,itemknn --no-cold-start
+  run "$d" 03-mf --models mf-bpr --no-cold-start
+  run "$d" 04-lightgcn --models lightgcn --no-cold-start
+  run "$d" 05-text --models text --no-cold-start
+  run "$d" 06-notext --models kgrec-no-text --no-cold-start
+  run "$d" 07-nokg --models kgrec-no-kg --no-cold-start
+  run "$d" 08-shuffled --models kgrec-kg-shuffled --no-cold-start
+  run "$d" 09-noneigh --models kgrec-no-neighbourhood --no-cold-start
+  run "$d" 10-uniform --models kgrec-uniform-negatives --no-cold-start
+  run "$d" 11-cold --models popularity,itemknn,text,kgrec --cold-only
+done
+run movielens 12-rating --models kgrec-rating,bias,mean --no-cold-start
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=$((failed + 1)); done
+grep -h "ndcg@20" "$out"/logs/*.log || true
+echo "$((${#pids[@]} - failed)) of ${#pids[@]} processes succeeded; sections under $out/*/"
+exit $((failed > 0))

@@ -4,16 +4,21 @@ then the active run, then the entity)."""
 
 from __future__ import annotations
 
+import gc
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from kgrec.api.app import create_app
 from kgrec.api.errors import NoActiveRun, NotFound
 from kgrec.api.serving import ActiveRun, ItemMatrixCache, PopularCache, Scored, recommend, similar_items
 from kgrec.graph_schema import queries as q
 from kgrec.graph_schema.vocabulary import NODE_PROPS, REL_SPECS, Label, RelType
 from kgrec.loaders.writeback import WriteBackError
+from tests.conftest import free_port, make_settings
 
 R1 = {"id": "R1", "slot": "embedding_a", "activated_at": "2026-01-01T00:00:00Z", "checkpoint": None, "top_k": 5}
 LIST = [{"item_id": "i2", "title": "T2", "score": 0.9}, {"item_id": "i6", "title": None, "score": 0.8}]
@@ -129,3 +134,13 @@ def test_the_one_query_reads_splice_only_vocabulary_and_take_values_as_parameter
     ]:
         assert set(re.findall(r"`([^`]+)`", query)) <= vocabulary, query
         assert set(re.findall(r"\$(\w+)", query)) == params
+
+
+def test_the_app_freezes_its_startup_objects_while_it_runs(tmp_path: Path) -> None:
+    """Full garbage collections skip what the app made at startup (they paused every request in flight)."""
+    settings = make_settings(neo4j_uri=f"bolt://127.0.0.1:{free_port()}", neo4j_password_="whatever-123", data_dir=tmp_path)
+    before = gc.get_freeze_count()
+    with TestClient(create_app(settings)) as client:  # the driver connects on first use: no Neo4j needed
+        assert client.get("/health").json() == {"status": "ok"}
+        assert gc.get_freeze_count() > before
+    assert gc.get_freeze_count() == 0

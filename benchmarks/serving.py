@@ -45,17 +45,21 @@ import pandas as pd
 import psutil
 from neo4j import READ_ACCESS, Driver, GraphDatabase, NotificationMinimumSeverity, Session
 
-from kgrec.db import Graph
-from kgrec.errors import KgrecError
-from kgrec.graph_schema import queries as q
-from kgrec.graph_schema.migrations import apply_migrations, drop_everything
-from kgrec.graph_schema.vocabulary import EMBEDDING_SLOTS, Label
-from kgrec.loaders import writeback as wb
-from kgrec.loaders.adapters import ADAPTERS
-from kgrec.loaders.ingest import LoadOptions, load_dataset
+# this checkout's kgrec, here and in the API server (a git worktree sharing another checkout's editable venv
+# would otherwise measure that checkout's code)
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Server, free_port, log, neo4j_server, phase
+from kgrec.db import Graph  # noqa: E402
+from kgrec.errors import KgrecError  # noqa: E402
+from kgrec.graph_schema import queries as q  # noqa: E402
+from kgrec.graph_schema.migrations import apply_migrations, drop_everything  # noqa: E402
+from kgrec.graph_schema.vocabulary import EMBEDDING_SLOTS, Label  # noqa: E402
+from kgrec.loaders import writeback as wb  # noqa: E402
+from kgrec.loaders.adapters import ADAPTERS  # noqa: E402
+from kgrec.loaders.ingest import LoadOptions, load_dataset  # noqa: E402
+
+from common import Server, free_port, log, neo4j_server, phase  # noqa: E402
 
 DIM, TOP, K = 64, 50, 20
 EMB_BATCH, REC_BATCH_USERS = 2000, 500  # kgrec's defaults; the floor uses them too
@@ -215,7 +219,7 @@ def start_api(server: Server, home: str, workers: int) -> tuple[subprocess.Popen
     port = free_port()
     env = {**os.environ, "KGREC_ENV": "development", "NEO4J_URI": server.uri, "NEO4J_USER": server.user,
            "NEO4J_PASSWORD": server.password, "NEO4J_DATABASE": server.database, "KGREC_API_KEY": "bench-key",
-           "KGREC_DATA_DIR": home}
+           "KGREC_DATA_DIR": home, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.Popen([sys.executable, "-c", SERVE, str(port), str(workers)], cwd=home, env=env)
     base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:

@@ -6,6 +6,8 @@ parameters, come from :mod:`kgrec.graph_schema.vocabulary` through :func:`quote`
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from kgrec.errors import SchemaError
 from kgrec.graph_schema.vocabulary import EMBEDDING_SLOTS, Label, RelType, quote
 
@@ -64,6 +66,16 @@ def count_label(label: Label) -> str:
 
 def count_rel_type(rel_type: RelType) -> str:
     return f"MATCH ()-[r:{quote(rel_type)}]->() RETURN count(r) AS count"
+
+
+def count_all(labels: Iterable[Label], rel_types: Iterable[RelType]) -> str:
+    """One query, one row: the count-store total of each label (``n0``, ``n1``, ...) and relationship type
+    (``r0``, ``r1``, ...), in the given order — one round trip instead of one per name."""
+    labels, rel_types = list(labels), list(rel_types)
+    parts = [f"CALL {{ MATCH (n:{quote(label)}) RETURN count(n) AS n{k} }}" for k, label in enumerate(labels)]
+    parts += [f"CALL {{ MATCH ()-[r:{quote(rel)}]->() RETURN count(r) AS r{k} }}" for k, rel in enumerate(rel_types)]
+    columns = [f"n{k}" for k in range(len(labels))] + [f"r{k}" for k in range(len(rel_types))]
+    return " ".join(parts) + " RETURN " + ", ".join(columns)
 
 
 # -- schema check (read-only) --------------------------------------------------------------------------

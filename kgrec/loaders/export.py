@@ -148,9 +148,10 @@ def export_subgraph(
 
 def fingerprint(graph: Graph) -> dict[str, int]:
     """Count-store totals of every kgrec label and relationship type (constant time each)."""
-    counts = {label.value: graph.read(q.count_label(label))[0]["count"] for label in Label}
-    counts |= {rel.value: graph.read(q.count_rel_type(rel))[0]["count"] for rel in RelType}
-    return counts
+    labels, rel_types = list(Label), list(RelType)
+    row = graph.read(q.count_all(labels, rel_types))[0]  # one round trip
+    return {label.value: row[f"n{k}"] for k, label in enumerate(labels)} | {
+        rel.value: row[f"r{k}"] for k, rel in enumerate(rel_types)}
 
 
 def add_split(export: Export, spec: SplitSpec) -> None:

@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from kgrec.db import Graph
+from kgrec.graph_schema import queries as q
+from kgrec.graph_schema.vocabulary import Label, RelType
 from kgrec.loaders import export as export_module
 from kgrec.loaders.export import INTERACTS, Export, ExportError, SubgraphFilter, export_subgraph
 from kgrec.loaders.ingest import LoadOptions, load_dataset
@@ -55,6 +57,11 @@ def test_export_reproduces_the_dataset(loaded) -> None:
     row = dataset.items.iloc[0]
     assert data["item"].text[data["item"].node_id.index(row["item_id"])] == f"{row['title']}. {row['text']}"
     assert result.meta["counts"]["interactions"] == len(dataset.interactions)
+    # the snapshot's fingerprint (one query) holds each label's and relationship type's own count
+    assert result.meta["fingerprint"] == {
+        **{label.value: graph.read(q.count_label(label))[0]["count"] for label in Label},
+        **{rel.value: graph.read(q.count_rel_type(rel))[0]["count"] for rel in RelType}}
+    assert result.meta["fingerprint"]["User"] == len(data["user"].node_id)
     assert result.meta["split"]["kind"] == "random" and sum(result.meta["split"]["edges"].values()) == len(dataset.interactions)
 
 

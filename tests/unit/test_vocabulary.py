@@ -40,6 +40,7 @@ def test_builders_only_splice_vocabulary() -> None:
     vocabulary |= {p.name for props in NODE_PROPS.values() for p in props}
     vocabulary |= {p.name for spec in REL_SPECS.values() for p in spec.props}
     built = [q.count_label(label) for label in Label] + [q.count_rel_type(rel) for rel in RelType]
+    built += [q.count_all(Label, RelType)]
     built += [q.missing_property(Label.ITEM, "title"), q.duplicate_ids(Label.USER, "id")]
     built += [q.wrong_endpoints(s.type, s.heads, s.tails) for s in REL_SPECS.values()]
     for query in built:

@@ -170,7 +170,7 @@ def schema_show(
 def _show_database() -> None:
     from kgrec.graph_schema import queries as q
     from kgrec.graph_schema.migrations import MIGRATIONS, applied_migrations
-    from kgrec.graph_schema.vocabulary import REL_SPECS, Label
+    from kgrec.loaders.export import fingerprint
 
     with _graph() as graph:
         applied = applied_migrations(graph)
@@ -183,8 +183,7 @@ def _show_database() -> None:
             (r["name"], r["type"], ",".join(r["labelsOrTypes"]), ",".join(r["properties"]))
             for r in graph.read(q.SHOW_CONSTRAINTS)
         ]
-        counts = [(label.value, str(graph.read(q.count_label(label))[0]["count"])) for label in Label]
-        counts += [(rel.value, str(graph.read(q.count_rel_type(rel))[0]["count"])) for rel in REL_SPECS]
+        counts = [(name, str(count)) for name, count in fingerprint(graph).items()]  # every label and type, one query
     console.print(
         _table(f"Migrations ({graph.database})", ["version", "name", "state"], migrations),
         _table("Constraints", ["name", "type", "label", "property"], constraints),

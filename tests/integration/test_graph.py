@@ -138,6 +138,7 @@ def test_cli_schema_apply_show_check(settings, graph: Graph, tmp_path) -> None:
     assert "The schema is up to date." in again.stdout
     shown = run_cli("schema", "show", env=env, cwd=tmp_path)
     assert shown.returncode == 0 and "item_text_embedding" in shown.stdout and "erDiagram" in shown.stdout
+    assert "label or type" in shown.stdout and "INTERACTED" in shown.stdout  # the counts, from fingerprint()
     graph.write("CREATE (:Item {id: 'i9'})")
     checked = run_cli("schema", "check", env=env, cwd=tmp_path)
     assert checked.returncode == 1 and "Item.title" in checked.stdout

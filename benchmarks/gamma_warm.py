@@ -18,11 +18,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import load_snapshot  # noqa: E402
+from quality import load_snapshot, parse_args, schedule  # noqa: E402
 
 from kgrec.model.evaluate import evaluate  # noqa: E402
 from kgrec.model.kgrec_net import GAMMAS, KGRec, KGRecConfig  # noqa: E402
-from kgrec.model.training import TrainConfig  # noqa: E402
 
 
 def main() -> None:
@@ -33,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data, (item_vectors, entity_vectors) = load_snapshot(args.snapshot)
-    train = TrainConfig(epochs=1000, lr=5e-3, batch_size=8192, eval_every=4, patience=10, seed=0, device=args.device)
+    train = schedule(parse_args(["--device", args.device]))  # quality.py's default schedule
     began = time.perf_counter()
     model = KGRec(item_vectors, entity_vectors, KGRecConfig(), train).fit(data)
     print(f"{args.snapshot.name}: trained in {time.perf_counter() - began:.0f} s, best epoch {model.best_epoch}, "

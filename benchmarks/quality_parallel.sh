@@ -20,8 +20,11 @@ run() {  # dataset tag quality.py-arguments...
     --out "$out/$d-$tag" "$@" > "$out/logs/$d-$tag.log" 2>&1 &
   pids+=($!)
 }
-for d in hetrec-lastfm movielens recbole; do
+datasets="hetrec-lastfm movielens recbole"
+for d in $datasets; do  # all there before any process starts
   [ -f "$snap/$d.pt" ] || { echo "$snap/$d.pt is missing" >&2; exit 1; }
+done
+for d in $datasets; do
   run "$d" 01-kgrec --models kgrec --no-cold-start
   run "$d" 02-pop --models popularity,itemknn --no-cold-start
   run "$d" 03-mf --models mf-bpr --no-cold-start

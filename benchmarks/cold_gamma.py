@@ -23,7 +23,6 @@ import quality as Q  # noqa: E402
 from kgrec.model.baselines import TextSimilarity  # noqa: E402
 from kgrec.model.evaluate import evaluate_cold_start  # noqa: E402
 from kgrec.model.kgrec_net import GAMMAS, KGRec, KGRecConfig  # noqa: E402
-from kgrec.model.training import TrainConfig  # noqa: E402
 
 
 def main() -> None:
@@ -38,8 +37,7 @@ def main() -> None:
         cold_data, cold = Q.cold_split(data, Q.COLD_SHARE)
         text = evaluate_cold_start(TextSimilarity(vectors[0]).fit(cold_data), cold_data, cold, ks=(20,))["ndcg@20"]
         began = time.perf_counter()
-        schedule = TrainConfig(epochs=args.epochs, lr=5e-3, batch_size=8192, eval_every=4, patience=10, seed=0,
-                               device=args.device)
+        schedule = Q.schedule(Q.parse_args(["--epochs", str(args.epochs), "--device", args.device]))
         model = KGRec(*vectors, KGRecConfig(), schedule).fit(cold_data)
         seconds = time.perf_counter() - began
         chosen, per = model.gamma, {}

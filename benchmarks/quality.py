@@ -9,9 +9,11 @@ each user's interactions for test, 10 % for validation, the rest for training; e
 training part only and early-stops on validation), then trains and evaluates every model — full ranking of
 the whole catalogue, training and validation items excluded — and the cold-start protocol: 10 % of the
 items that have text or knowledge links (seeded) lose all their training and validation interactions, which
-become test interactions; models are retrained on what is left and rank the cold items for the users who had
-interacted with them (the goal's protocol; ``catalogue ndcg@20`` also reports the stricter ranking of the whole
-catalogue, where cold items must beat items with history); only the cold items count as relevant.
+become test interactions, and another 10 % lose their training interactions to validation (cold validation
+items, where KGRec chooses its cold items' text weight γ); models are retrained on what is left and rank the
+cold test items for the users who had interacted with them (the goal's protocol; ``catalogue ndcg@20`` also
+reports the stricter ranking of the whole catalogue, where cold items must beat items with history); only
+the cold items count as relevant.
 
 A machine without Neo4j (a GPU box, say) runs from snapshots: ``--save-snapshots DIR`` writes, per dataset,
 the exported split and the encoded text (``<name>.pt``; text vectors as float16 to keep it small), and
@@ -96,7 +98,8 @@ class Run:
     beta: float | None = None  # KGRec's neighbourhood weight, chosen on validation
     gpu_peak_mib: float | None = None  # torch.cuda.max_memory_allocated during training, on a CUDA device
     best_seconds: float | None = None  # training seconds until the end of the best epoch (the weights kept)
-    gamma: float | None = None  # KGRec's text-channel weight for cold items, chosen on pseudo-cold items
+    gamma: float | None = None  # KGRec's text-channel weight for cold items, chosen on validation
+    gamma_basis: str | None = None  # what gamma was chosen on (KGRec.gamma_basis)
 
 
 def main() -> None:
@@ -241,12 +244,15 @@ def fit_and_evaluate(key: str, data: RecData, vectors, config: KGRecConfig, trai
         + f"  best epoch {result.best_epoch}")
     best = [r.seconds for r in getattr(model, "history", []) if r.epoch == result.best_epoch]
     return Run(key, result, result.peak_rss_mib, getattr(model, "beta", None), gpu_peak, best[0] if best else None,
-               getattr(model, "gamma", None))
+               getattr(model, "gamma", None), getattr(model, "gamma_basis", None))
 
 
 def cold_split(data: RecData, share: float, seed: int = 0) -> tuple[RecData, torch.Tensor]:
-    """The cold-start protocol's data: a seeded ``share`` of the items with text or knowledge links and
-    with training interactions lose all their training and validation pairs to the test split."""
+    """The cold-start protocol's data. Of the items with text or knowledge links and with training
+    interactions, a seeded ``share`` (the cold test items) lose all their training and validation pairs to
+    the test split, and a second, disjoint ``share`` (the cold validation items) lose their training pairs
+    to the validation split: no model trains on either, and a model can tune what it does for cold items
+    (KGRec's gamma) on items it never saw, as it must on the test ones."""
     has_side = torch.zeros(data.num_items, dtype=torch.bool)
     has_side[[k for k, t in enumerate(data.item_text) if t.strip()]] = True
     for edges in data.item_entity.values():
@@ -255,14 +261,20 @@ def cold_split(data: RecData, share: float, seed: int = 0) -> tuple[RecData, tor
     trained[data.train[1]] = True
     candidates = torch.nonzero(has_side & trained).flatten().numpy()
     rng = np.random.default_rng(seed)
-    cold = torch.from_numpy(np.sort(rng.choice(candidates, size=max(1, int(share * len(candidates))), replace=False)))
+    size = max(1, int(share * len(candidates)))
+    cold = torch.from_numpy(np.sort(rng.choice(candidates, size=size, replace=False)))
+    rest = np.setdiff1d(candidates, cold.numpy())
+    cold_val = torch.from_numpy(np.sort(rng.choice(rest, size=min(size, len(rest)), replace=False)))
     is_cold = {split: torch.isin(getattr(data, split)[1], cold) for split in ("train", "val")}
+    to_val = torch.isin(data.train[1], cold_val)
+    keep = ~is_cold["train"] & ~to_val
     fields = {f: getattr(data, f) for f in data.__dataclass_fields__}
-    fields.update(train=data.train[:, ~is_cold["train"]], train_weight=data.train_weight[~is_cold["train"]],
-                  val=data.val[:, ~is_cold["val"]],
+    fields.update(train=data.train[:, keep], train_weight=data.train_weight[keep],
+                  val=torch.cat([data.val[:, ~is_cold["val"]], data.train[:, to_val]], dim=1),
                   test=torch.cat([data.test, data.train[:, is_cold["train"]], data.val[:, is_cold["val"]]], dim=1))
     if data.train_rating is not None:  # the ratings move with their pairs
-        fields.update(train_rating=data.train_rating[~is_cold["train"]], val_rating=data.val_rating[~is_cold["val"]],
+        fields.update(train_rating=data.train_rating[keep],
+                      val_rating=torch.cat([data.val_rating[~is_cold["val"]], data.train_rating[to_val]]),
                       test_rating=torch.cat([data.test_rating, data.train_rating[is_cold["train"]],
                                              data.val_rating[is_cold["val"]]]))
     return RecData(**fields), cold
@@ -328,7 +340,8 @@ def run_dataset(name: str, data: RecData, models: list[str], encoder: TextEncode
 def save_section(section: dict) -> None:
     runs = lambda rs: [{"key": r.key, "model": r.result.model, "metrics": r.result.metrics, "train_seconds": r.result.train_seconds,
                         "peak_mib": r.peak_mib, "beta": r.beta, "best_epoch": r.result.best_epoch,
-                        "gpu_peak_mib": r.gpu_peak_mib, "best_seconds": r.best_seconds, "gamma": r.gamma} for r in rs]
+                        "gpu_peak_mib": r.gpu_peak_mib, "best_seconds": r.best_seconds, "gamma": r.gamma,
+                        "gamma_basis": r.gamma_basis} for r in rs]
     (section["folder"] / "section.json").write_text(json.dumps(
         {"name": section["name"], "counts": section["counts"], "runs": runs(section["runs"]), "cold": runs(section["cold"]),
          "measured_at": section.get("measured_at") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -346,7 +359,8 @@ def device_name(device: str) -> str:
 def load_section(path: Path) -> dict:
     raw = json.loads(path.read_text())
     runs = lambda rs: [Run(r["key"], Result(r["model"], r["metrics"], r["train_seconds"], r["peak_mib"], r["best_epoch"]),
-                           r["peak_mib"], r["beta"], r.get("gpu_peak_mib"), r.get("best_seconds"), r.get("gamma"))
+                           r["peak_mib"], r["beta"], r.get("gpu_peak_mib"), r.get("best_seconds"), r.get("gamma"),
+                           r.get("gamma_basis"))
                        for r in rs]
     return {"name": raw["name"], "counts": raw["counts"], "runs": runs(raw["runs"]), "cold": runs(raw["cold"]),
             "folder": path.parent, "measured_at": raw.get("measured_at"), "device": raw.get("device"),
@@ -548,8 +562,13 @@ def write_docs(sections: list[dict], args: argparse.Namespace, config: KGRecConf
         f"{train.eval_every}, patience {train.patience}), text-only (cosine of the user's mean item text vector).",
         "",
         "**Cold start.** 10 % of the items that have text or knowledge links lose all their training and "
-        "validation interactions to the test split; models are retrained and rank the held-out items for the "
-        "users who interacted with them; only the cold items count as relevant. `catalogue ndcg@20` is the "
+        "validation interactions to the test split, and another 10 % (disjoint: the cold validation items) lose "
+        "their training interactions to the validation split, so that what a model tunes for cold items "
+        "(KGRec's γ) is chosen on items it never trained on; models are retrained and rank the held-out test "
+        "items for the users who interacted with them; only the cold items count as relevant. "
+        "γ is the weight of KGRec's text channel for cold items (the `KGRec` class docstring), chosen on the "
+        "validation pairs on cold items when there are enough, else on pseudo-cold items; each table says "
+        "which. `catalogue ndcg@20` is the "
         "stricter protocol: the whole catalogue is ranked (less training and validation items), so a cold item "
         "must also beat the items with interaction history.",
         "",
@@ -564,14 +583,21 @@ def write_docs(sections: list[dict], args: argparse.Namespace, config: KGRecConf
                 f"{c['users']:,} users, {c['items']:,} items, {c['entities']:,} entities, {c['knowledge']:,} item–entity "
                 f"links over {c['relations']} relations; interactions: {c['train']:,} train, {c['val']:,} validation, "
                 f"{c['test']:,} test. Training curves: `{section['folder'] / 'curves.png'}`.", "",
-                markdown_table(table(section["runs"])), ""]
+                markdown_table(table(section["runs"])), "", *gamma_bases(section["runs"])]
         if section["cold"]:
-            out += ["Cold start (held-out items only):", "", markdown_table(table(section["cold"])), ""]
+            out += ["Cold start (held-out items only):", "", markdown_table(table(section["cold"])), "",
+                    *gamma_bases(section["cold"])]
         out += ["Goals and ablations:", "", *goals(section), ""]
     if args.compare_out and args.compare_out.resolve() != args.out.resolve():
         out += device_report(args.compare_out, sections)
     docs.write_text("\n".join(out))
     log(f"written: {docs}, {image}")
+
+
+def gamma_bases(runs: list[Run]) -> list[str]:
+    """One line saying what each KGRec variant chose its γ on (nothing for sections saved before it was kept)."""
+    said = [f"{r.result.model} {r.gamma_basis}" for r in runs if r.gamma_basis]
+    return [f"γ chosen on: {'; '.join(said)}.", ""] if said else []
 
 
 def device_report(folder: Path, main_sections: list[dict]) -> list[str]:

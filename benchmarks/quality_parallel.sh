@@ -1,24 +1,30 @@
 #!/bin/bash
-# The quality benchmark on one GPU from snapshots, one process per (dataset, model group), all at once.
+# The quality benchmark from snapshots, one process per (dataset, model group).
 #
 #   .venv/bin/python benchmarks/quality.py --save-snapshots SNAP --models popularity --no-cold-start --docs '' --out /tmp/snapq
 #   bash benchmarks/quality_parallel.sh SNAP OUT          # on the GPU machine (SNAP holds <dataset>.pt)
 #   .venv/bin/python benchmarks/quality.py --report-only --merge OUT/* --note '...'   # back here: the report
 #
-# PYTHON (default python3) runs benchmarks/quality.py; DEVICE (default cuda); each process logs to OUT/logs/.
+# PYTHON (default python3) runs benchmarks/quality.py; DEVICE (default cuda); JOBS: processes at once
+# (default: all of them, which suits a GPU; on a CPU, one per core); ONLY: only the groups whose number is
+# listed (e.g. ONLY="01 11"; default: all). Each process logs to OUT/logs/.
 set -euo pipefail
 snap=${1:?usage: quality_parallel.sh SNAPSHOT_DIR OUT_DIR}
 out=${2:?usage: quality_parallel.sh SNAPSHOT_DIR OUT_DIR}
 python=${PYTHON:-python3}
 device=${DEVICE:-cuda}
+jobs=${JOBS:-1000}
+only=${ONLY:-}
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out/logs"
-pids=()
+started=()
 run() {  # dataset tag quality.py-arguments...
   local d=$1 tag=$2; shift 2
-  "$python" "$here/quality.py" --from-snapshots "$snap" --device "$device" --threads 1 --docs '' --datasets "$d" \
-    --out "$out/$d-$tag" "$@" > "$out/logs/$d-$tag.log" 2>&1 &
-  pids+=($!)
+  if [ -n "$only" ] && [[ " $only " != *" ${tag%%-*} "* ]]; then return 0; fi
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do sleep 1; done
+  ( "$python" "$here/quality.py" --from-snapshots "$snap" --device "$device" --threads 1 --docs '' --datasets "$d" \
+      --out "$out/$d-$tag" "$@" > "$out/logs/$d-$tag.log" 2>&1; echo $? > "$out/logs/$d-$tag.rc" ) &
+  started+=("$d-$tag")
 }
 datasets="hetrec-lastfm movielens recbole"
 for d in $datasets; do  # all there before any process starts
@@ -38,8 +44,11 @@ for d in $datasets; do
   run "$d" 11-cold --models popularity,itemknn,text,kgrec --cold-only
 done
 run movielens 12-rating --models kgrec-rating,bias,mean --no-cold-start
+wait
 failed=0
-for pid in "${pids[@]}"; do wait "$pid" || failed=$((failed + 1)); done
+for name in "${started[@]}"; do
+  [ "$(cat "$out/logs/$name.rc" 2>/dev/null)" = 0 ] || { echo "failed: $name (log: $out/logs/$name.log)" >&2; failed=$((failed + 1)); }
+done
 grep -h "ndcg@20" "$out"/logs/*.log || true
-echo "$((${#pids[@]} - failed)) of ${#pids[@]} processes succeeded; sections under $out/*/"
+echo "$((${#started[@]} - failed)) of ${#started[@]} processes succeeded; sections under $out/*/"
 exit $((failed > 0))

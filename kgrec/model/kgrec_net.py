@@ -87,7 +87,8 @@ PARTS = ("id", "text", "kg")
 COLD_NEIGHBOURS = 20  # anchor items a cold item's embedding is drawn from
 COLD_TEMPERATURE = 0.1  # softmax temperature over their content cosines
 BETAS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # weights of the neighbourhood channel tried on validation
-GAMMAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # weights of the cold items' text channel tried on pseudo-cold items
+GAMMAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # weights of the cold items' text channel tried on validation
+MIN_COLD_VAL_PAIRS = 50  # validation pairs on cold items needed to choose gamma on them (else pseudo-cold)
 PSEUDO_COLD_SHARE = 0.1  # of the items with content and validation interactions, hidden to choose gamma
 
 
@@ -431,14 +432,28 @@ class KGRec:
         s_{ui} = z_u(\mathbf{x}_u^\top \mathbf{x}_i) + \beta\, z_u\big(\textstyle\sum_{j \in N(u)} s_{ji}\big),
 
     where :math:`z_u` standardises a user's scores over the items and :math:`\beta \in` ``BETAS`` is chosen
-    on validation after training (:math:`\beta = 0`: embeddings alone). A cold item (placed by content,
-    :class:`KGRecNet`) also gets :math:`\gamma\, z_u(\cos(\mathbf{m}_u, \mathbf{v}_i))`, the text channel
-    of :class:`~kgrec.model.baselines.TextSimilarity`, with :math:`\gamma \in` ``GAMMAS`` chosen on
-    *pseudo-cold* validation items: a seeded ``PSEUDO_COLD_SHARE`` of the items with content and validation
-    interactions is placed as if cold (among the other anchors) and ranked among themselves for their
-    validation users — the cold-start protocol, without retraining. Short co-occurrence paths are what
-    the embeddings smooth away; on small, dense data they carry much of the signal. Embedding lookups (the
-    vector index, on-the-fly scores) use the first term alone.
+    on validation after training (:math:`\beta = 0`: embeddings alone). Short co-occurrence paths are what
+    the embeddings smooth away; on small, dense data they carry much of the signal.
+
+    The cold items :math:`C_u` (placed by content, :class:`KGRecNet`) are also ordered by the text channel
+    :math:`t_{ui} = \cos(\mathbf{m}_u, \mathbf{v}_i)` of :class:`~kgrec.model.baselines.TextSimilarity`,
+    without being lifted or lowered as a group: with :math:`z^C_u` standardising over the cold items,
+
+    .. math::
+        s_{ui} \leftarrow \mu^C_u(s) + \sigma^C_u(s)\; z^C_u\big(z^C_u(s) + \gamma\, z^C_u(t)\big),
+        \qquad i \in C,
+
+    so the cold scores keep their mean and spread (their place among the warm items) and only their
+    order changes, from the embeddings' (:math:`\gamma = 0`) towards the text's (large :math:`\gamma`).
+    An earlier form added :math:`\gamma\, z_u(t)` to every cold item; it lifted all of them at once,
+    which the whole-catalogue ranking paid for (``benchmarks/gamma_warm.py`` measures both).
+    :math:`\gamma \in` ``GAMMAS`` is chosen by nDCG@``val_k`` of the cold items ranked among themselves for
+    their validation users: on the **real** cold items when validation holds at least
+    ``MIN_COLD_VAL_PAIRS`` pairs on them (never trained on: no leak), else on *pseudo-cold* items — a seeded
+    ``PSEUDO_COLD_SHARE`` of the items with content and validation interactions, placed as if cold (among
+    the other anchors) without retraining; their training interactions still shaped the user embeddings,
+    so this fallback favours the embeddings. :attr:`gamma_basis` says which was used. Embedding lookups
+    (the vector index, on-the-fly scores) use the embedding term alone.
 
     Args:
         item_vectors (torch.Tensor, optional): ``[num_items, t]`` text vectors of the items (zeros: no text).
@@ -467,6 +482,7 @@ class KGRec:
         self.beta: float = 0.0
         self.text: TextSimilarity | None = None  # the cold items' text channel
         self.gamma: float = 0.0
+        self.gamma_basis: str = ""  # what gamma was chosen on, e.g. "412 cold validation pairs"
 
     def fit(self, data: RecData) -> KGRec:
         self.relation_index = {name: k for k, name in enumerate(sorted(data.item_entity))}
@@ -518,17 +534,27 @@ class KGRec:
         return self
 
     def _choose_gamma(self, data: RecData) -> float:
-        """The weight of the cold items' text channel with the best nDCG@``val_k`` on pseudo-cold items (see
-        the class docstring); 0.0 when there are too few of them (fewer than 10) to choose on."""
-        net, k = self.net, self.train_config.val_k
+        """The weight of the cold items' text channel with the best nDCG@``val_k`` of cold items ranked among
+        themselves for their validation users: the real cold items, or pseudo-cold ones (class docstring);
+        0.0 when neither gives enough to choose on. Sets :attr:`gamma_basis`."""
+        net = self.net
         with torch.no_grad():
             users_emb, items_emb = net.embeddings()
+        if net.cold_map is not None:
+            cold = net.cold_map[0].cpu()
+            on_cold = torch.isin(data.val[1], cold)
+            if int(on_cold.sum()) >= MIN_COLD_VAL_PAIRS:
+                self.gamma_basis = f"{int(on_cold.sum())} validation pairs on cold items"
+                trial = _GammaTrial(self, users_emb, items_emb, net.cold_map)
+                return self._best_gamma(trial, data, torch.unique(data.val[1][on_cold]))
+        with torch.no_grad():
             content, has_content = net.content()
         anchors = net.item_has_id & net.item_connected
         val_items = torch.zeros(data.num_items, dtype=torch.bool)
         val_items[data.val[1]] = True
         pool = torch.nonzero(anchors.cpu() & has_content.cpu() & val_items).flatten()
         if pool.numel() < 10:
+            self.gamma_basis = "too few validation items with content"
             return 0.0
         g = torch.Generator().manual_seed(self.train_config.seed + 2)
         hidden = pool[torch.randperm(pool.numel(), generator=g)[: max(10, int(PSEUDO_COLD_SHARE * pool.numel()))]]
@@ -538,13 +564,20 @@ class KGRec:
         neighbours, weights = _nearest(content[hidden], F.normalize(content[others], dim=1))
         placed = items_emb.clone()
         placed[hidden] = (weights.unsqueeze(-1) * items_emb[others[neighbours]]).sum(1)
-        trial = _PseudoCold(self, users_emb, placed, hidden, others[neighbours], weights)
-        pseudo = RecData(**{**{f: getattr(data, f) for f in data.__dataclass_fields__}, "test": data.val,
-                            "val": data.val[:, :0], "test_rating": None, "val_rating": None})
+        trial = _GammaTrial(self, users_emb, placed, (hidden.to(placed.device), others[neighbours], weights))
+        self.gamma_basis = f"{hidden.numel()} pseudo-cold items"
+        return self._best_gamma(trial, data, hidden)
+
+    def _best_gamma(self, trial: _GammaTrial, data: RecData, items: Tensor) -> float:
+        """The gamma of ``GAMMAS`` with the best validation nDCG@``val_k`` of ``items`` ranked among themselves
+        (ties: the smallest)."""
+        k = self.train_config.val_k
+        as_test = RecData(**{**{f: getattr(data, f) for f in data.__dataclass_fields__}, "test": data.val,
+                             "val": data.val[:, :0], "test_rating": None, "val_rating": None})
         scores = {}
         for gamma in GAMMAS:
             trial.gamma = gamma
-            scores[gamma] = evaluate_cold_start(trial, pseudo, hidden, ks=(k,), exclude=("train",))[f"ndcg@{k}"]
+            scores[gamma] = evaluate_cold_start(trial, as_test, items, ks=(k,), exclude=("train",))[f"ndcg@{k}"]
         return max(GAMMAS, key=lambda x: (scores[x], -x))
 
     def _rating_lookup(self, data: RecData) -> tuple[Tensor, Tensor]:
@@ -619,9 +652,10 @@ class KGRec:
                     placed += knn[:, neighbours[:, j]] * weights[:, j]
                 knn[:, cold] = placed
             scores = scores + self.beta * _standardise(knn)
-        if use_text and gamma:
+        if use_text and gamma and cold_map[0].numel() > 1:
             cold = cold_map[0].to(scores.device)
-            scores[:, cold] += gamma * _standardise(self.text.score(users.cpu()).to(scores.device))[:, cold]
+            text = self.text.score(users.cpu()).to(scores.device)[:, cold]
+            scores[:, cold] = reorder_by(scores[:, cold], text, gamma)
         return scores
 
     def use_text_channel(self, item_vectors: Tensor | None, data: RecData, gamma: float) -> None:
@@ -633,27 +667,27 @@ class KGRec:
         return f"{self.__class__.__name__}({self.net or self.config})"
 
 
-class _PseudoCold:
-    """KGRec's score with some warm items placed as if cold (for choosing gamma). The parts that do not
-    depend on gamma are computed once per batch of users and reused for every gamma tried."""
+class _GammaTrial:
+    """KGRec's score for trying gammas: final embeddings ``users``, ``items`` and a cold map (the model's own,
+    or warm items placed as if cold). The parts that do not depend on gamma are computed once per batch of
+    users and reused for every gamma tried."""
 
-    def __init__(self, model: KGRec, users: Tensor, items: Tensor, hidden: Tensor, neighbours: Tensor,
-                 weights: Tensor) -> None:
-        self.model, self.users, self.items = model, users, items
-        self.cold_map = (hidden, neighbours, weights)
+    def __init__(self, model: KGRec, users: Tensor, items: Tensor, cold_map: tuple[Tensor, Tensor, Tensor]) -> None:
+        self.model, self.users, self.items, self.cold_map = model, users, items, cold_map
         self.gamma = 0.0
-        self._parts: dict[bytes, tuple[Tensor, Tensor]] = {}
+        self._parts: dict[bytes, tuple[Tensor, Tensor, Tensor]] = {}
 
     def score(self, users: Tensor) -> Tensor:
         key = users.cpu().numpy().tobytes()
         if key not in self._parts:
             base = self.model._combine(users, self.users, self.items, self.cold_map, 0.0)
-            hidden = self.cold_map[0]
-            text = _standardise(self.model.text.score(users.cpu()).to(base.device))[:, hidden]
-            self._parts[key] = (base, text)
-        base, text = self._parts[key]
-        scores = base.clone()
-        scores[:, self.cold_map[0]] += self.gamma * text
+            cold = self.cold_map[0].to(base.device)
+            text = self.model.text.score(users.cpu()).to(base.device)[:, cold]
+            self._parts[key] = (base, cold, text)
+        base, cold, text = self._parts[key]
+        scores = base.clone()  # evaluation masks the scores it gets in place
+        if self.gamma and cold.numel() > 1:
+            scores[:, cold] = reorder_by(base[:, cold], text, self.gamma)
         return scores
 
 
@@ -664,6 +698,13 @@ def hardest_negatives(users_emb: Tensor, items_emb: Tensor, users: Tensor, candi
     with torch.no_grad():
         pick = (users_emb[users].unsqueeze(1) * items_emb[candidates]).sum(-1).argmax(1, keepdim=True)
     return candidates.gather(1, pick).squeeze(1)
+
+
+def reorder_by(scores: Tensor, text: Tensor, gamma: float) -> Tensor:
+    """``[B, C]`` scores of C cold items reordered towards ``text`` (``[B, C]``) with weight ``gamma``, each
+    row keeping its mean and standard deviation (the class docstring of :class:`KGRec`)."""
+    mean, spread = scores.mean(1, keepdim=True), scores.std(1, keepdim=True)
+    return mean + spread * _standardise(_standardise(scores) + gamma * _standardise(text))
 
 
 def _standardise(scores: Tensor) -> Tensor:

@@ -235,52 +235,95 @@ def test_a_device_that_is_not_one_is_refused() -> None:
             _ = TrainConfig(device="cuda").torch_device
 
 
-def test_cold_items_text_channel_adds_gamma_times_the_standardised_text_score() -> None:
-    """Only the cold items' scores move with gamma, by exactly gamma · z_u(text cosine)."""
+def test_cold_items_text_channel_reorders_them_and_keeps_their_mean_and_spread() -> None:
+    """Only the cold items' scores move with gamma; per user they keep their mean and standard deviation
+    (no lift as a group) and equal mean + std · z(z(s) + gamma · z(text)); a large gamma orders them as
+    the text does."""
     from kgrec.model.kgrec_net import GAMMAS, _standardise
 
     data = tiny()
-    model = KGRec(torch.randn(I, T), None, KGRecConfig(dim=8, num_layers=1),
+    keep = ~torch.isin(data.train[1], torch.tensor([7, 8]))  # items 7, 8 and 9: no training interaction
+    data.train, data.train_weight = data.train[:, keep], data.train_weight[keep]
+    model = KGRec(torch.randn(I, T, generator=torch.Generator().manual_seed(3)), None, KGRecConfig(dim=8, num_layers=1),
                   TrainConfig(epochs=2, batch_size=16, eval_every=1, patience=2)).fit(data)
     assert model.gamma in GAMMAS and model.text is not None
     users = torch.tensor([0, 3, 7])
     model.gamma = 0.0
     base = model.score(users)
     model.gamma = 2.0
-    shifted = model.score(users)
+    moved = model.score(users)
     cold = model.net.cold_map[0]
-    assert cold.tolist() == [9]
+    assert cold.tolist() == [7, 8, 9]
     warm = torch.ones(I, dtype=torch.bool)
     warm[cold] = False
-    assert torch.equal(shifted[:, warm], base[:, warm])
-    text = _standardise(model.text.score(users))
-    assert torch.allclose(shifted[:, cold] - base[:, cold], 2.0 * text[:, cold], atol=1e-5)
+    assert torch.equal(moved[:, warm], base[:, warm])
+    b, m = base[:, cold], moved[:, cold]
+    assert not torch.allclose(m, b, atol=1e-4)
+    assert torch.allclose(m.mean(1), b.mean(1), atol=1e-5) and torch.allclose(m.std(1), b.std(1), atol=1e-5)
+    text = model.text.score(users)[:, cold]
+    expected = b.mean(1, keepdim=True) + b.std(1, keepdim=True) * _standardise(_standardise(b) + 2.0 * _standardise(text))
+    assert torch.allclose(m, expected, atol=1e-5)
+    model.gamma = 1e6
+    assert torch.equal(model.score(users)[:, cold].argsort(1), text.argsort(1))
     no_text = KGRec(None, None, KGRecConfig(dim=8, num_layers=1, use_text=False),
                     TrainConfig(epochs=1, batch_size=16, eval_every=1, patience=1)).fit(data)
     assert no_text.text is None and no_text.gamma == 0.0
 
 
-def test_gamma_is_chosen_on_pseudo_cold_items_where_text_is_the_signal() -> None:
-    """Three taste clusters, each with its own block of items; an item's text names its block. With an
-    untrained collaborative part (lr ~ 0), the pseudo-cold items can only be placed well by text, so a
-    positive gamma must win on validation; with no validation interactions it stays 0."""
+def three_taste_blocks(cold_per_block: int = 0) -> tuple[RecData, torch.Tensor]:
+    """45 users in three taste clusters, each with its own block of 20 items; an item's text names its
+    block. The last ``cold_per_block`` items of each block never appear in training: they are only in
+    validation, two per user."""
     import numpy as np
 
     rng = np.random.default_rng(0)
-    blocks = [range(0, 20), range(20, 40), range(40, 60)]
+    blocks = [range(b * 20, b * 20 + 20) for b in range(3)]
     train, val = [], []
     for u in range(45):
-        items = rng.choice(list(blocks[u // 15]), size=10, replace=False).tolist()
+        block = list(blocks[u // 15])
+        warm, cold = block[: 20 - cold_per_block], block[20 - cold_per_block:]
+        items = rng.choice(warm, size=10, replace=False).tolist()
         train += [(u, i) for i in items[:8]]
-        val += [(u, i) for i in items[8:]]
+        val += [(u, i) for i in items[8:]] if not cold else [(u, i) for i in rng.choice(cold, size=2, replace=False).tolist()]
     t = lambda pairs: torch.tensor(pairs).t()  # noqa: E731
     data = RecData(45, 60, 0, t(train), t(val), t(val[:3]), torch.ones(len(train)))
     text = torch.zeros(60, 3)
     text[torch.arange(60), torch.arange(60) // 20] = 1.0
     text += 0.05 * torch.randn(60, 3, generator=torch.Generator().manual_seed(1))
+    return data, text
+
+
+def test_gamma_is_chosen_on_the_real_cold_items_when_validation_has_enough_pairs_on_them() -> None:
+    """Items never trained on but with validation interactions (90 pairs): gamma is the one of GAMMAS whose
+    served scores rank them best among themselves for their validation users (no leak: they were never
+    trained on)."""
+    from kgrec.model.evaluate import evaluate_cold_start
+    from kgrec.model.kgrec_net import GAMMAS
+
+    data, text = three_taste_blocks(cold_per_block=5)
+    model = KGRec(text, None, KGRecConfig(dim=8, num_layers=1, neighbourhood=False),
+                  TrainConfig(epochs=3, batch_size=64, eval_every=1, patience=3)).fit(data)
+    cold = model.net.cold_map[0]
+    assert cold.numel() == 15
+    assert model.gamma_basis == "90 validation pairs on cold items"
+    as_test = RecData(**{**{f: getattr(data, f) for f in data.__dataclass_fields__}, "test": data.val,
+                         "val": data.val[:, :0]})
+    chosen, scores = model.gamma, {}
+    for gamma in GAMMAS:
+        model.gamma = gamma
+        scores[gamma] = evaluate_cold_start(model, as_test, cold, ks=(20,), exclude=("train",))["ndcg@20"]
+    assert len(set(scores.values())) > 1  # gamma matters here, so the choice is a real one
+    assert chosen == max(GAMMAS, key=lambda g: (scores[g], -g))
+
+
+def test_gamma_is_chosen_on_pseudo_cold_items_where_text_is_the_signal() -> None:
+    """With no cold items in validation, gamma falls back to pseudo-cold items (three taste blocks,
+    untrained collaborative part: only text can place them, so gamma > 0); with no validation
+    interactions it stays 0."""
+    data, text = three_taste_blocks()
     model = KGRec(text, None, KGRecConfig(dim=8, num_layers=1, neighbourhood=False),
                   TrainConfig(epochs=1, lr=1e-9, batch_size=64, eval_every=1, patience=1)).fit(data)
-    assert model.gamma > 0
+    assert model.gamma > 0 and model.gamma_basis.endswith("pseudo-cold items")
     empty = RecData(**{**{f: getattr(data, f) for f in data.__dataclass_fields__}, "val": data.val[:, :0]})
     assert KGRec(text, None, KGRecConfig(dim=8, num_layers=1, neighbourhood=False),
                  TrainConfig(epochs=1, batch_size=64, eval_every=1, patience=1)).fit(empty).gamma == 0.0

@@ -68,13 +68,18 @@ def count_rel_type(rel_type: RelType) -> str:
     return f"MATCH ()-[r:{quote(rel_type)}]->() RETURN count(r) AS count"
 
 
-def count_all(labels: Iterable[Label], rel_types: Iterable[RelType]) -> str:
-    """One query, one row: the count-store total of each label (``n0``, ``n1``, ...) and relationship type
-    (``r0``, ``r1``, ...), in the given order — one round trip instead of one per name."""
-    labels, rel_types = list(labels), list(rel_types)
-    parts = [f"CALL {{ MATCH (n:{quote(label)}) RETURN count(n) AS n{k} }}" for k, label in enumerate(labels)]
-    parts += [f"CALL {{ MATCH ()-[r:{quote(rel)}]->() RETURN count(r) AS r{k} }}" for k, rel in enumerate(rel_types)]
+def count_all(labels: Iterable[Label], rel_types: Iterable[RelType],
+              out: Iterable[tuple[Label, RelType]] = ()) -> str:
+    """One query, one row: the count-store total of each label (``n0``, ``n1``, ...), relationship type
+    (``r0``, ``r1``, ...) and, for each ``(label, type)`` of ``out``, relationship of that type leaving a node
+    of that label (``d0``, ``d1``, ...), in the given order — one round trip instead of one per name."""
+    labels, rel_types, out = list(labels), list(rel_types), list(out)
+    parts = [f"CALL () {{ MATCH (n:{quote(label)}) RETURN count(n) AS n{k} }}" for k, label in enumerate(labels)]
+    parts += [f"CALL () {{ MATCH ()-[r:{quote(rel)}]->() RETURN count(r) AS r{k} }}" for k, rel in enumerate(rel_types)]
+    parts += [f"CALL () {{ MATCH (:{quote(label)})-[r:{quote(rel)}]->() RETURN count(r) AS d{k} }}"
+              for k, (label, rel) in enumerate(out)]
     columns = [f"n{k}" for k in range(len(labels))] + [f"r{k}" for k in range(len(rel_types))]
+    columns += [f"d{k}" for k in range(len(out))]
     return " ".join(parts) + " RETURN " + ", ".join(columns)
 
 
@@ -216,14 +221,24 @@ def existing_ids(label: Label) -> str:
 
 # -- export (kgrec.loaders.export): keyset pages over the unique id indexes ----------------------------
 # Each page comes back as ONE record of parallel lists (decoding a few long lists is several times faster
-# than many small records). collect() skips nulls, so missing values become NaN (0.0/0.0) or ''.
-NAN = "0.0/0.0"
+# than many small records). collect() skips nulls, so missing values become $nan (a NaN passed in: a
+# parameter costs the server less per row than computing 0.0/0.0) or ''.
 
 
 def _node_page(label: Label, columns: str, where: str = "") -> str:
     return (
         f"MATCH (n:{quote(label)}) WHERE n.id > $after{where} WITH n ORDER BY n.id LIMIT $page "
         f"RETURN {columns}"
+    )
+
+
+def _edge_page(head: Label, rel: RelType, tail: Label, columns: str) -> str:
+    """The edges leaving the nodes ``$ids`` (a run of the export's ids, in index order): the column ``head``
+    is each edge's position in ``$ids`` (an integer is cheaper to send and to map than the id again)."""
+    return (
+        f"UNWIND range(0, size($ids) - 1) AS k "
+        f"MATCH (:{quote(head)} {{id: $ids[k]}})-[r:{quote(rel)}]->(t:{quote(tail)}) "
+        f"RETURN collect(k) AS head, {columns}"
     )
 
 
@@ -245,24 +260,15 @@ EXPORT_ENTITIES = _node_page(Label.ENTITY, _ENTITY_COLUMNS)
 EXPORT_ENTITIES_BY_ID = (
     f"UNWIND $ids AS id MATCH (n:{quote(Label.ENTITY)} {{id: id}}) RETURN {_ENTITY_COLUMNS}"
 )
-EXPORT_INTERACTIONS = (
-    f"UNWIND $ids AS uid MATCH (:{quote(Label.USER)} {{id: uid}})-[r:{quote(RelType.INTERACTED)}]->(i:{quote(Label.ITEM)}) "
-    f"RETURN collect(uid) AS head, collect(i.id) AS tail, collect(coalesce(r.weight, {NAN})) AS weight, "
-    f"collect(coalesce(r.rating, {NAN})) AS rating, collect(coalesce(toFloat(r.ts.epochMillis), {NAN})) AS ts_ms, "
-    "collect(coalesce(r.kind, '')) AS kind"
+EXPORT_INTERACTIONS = _edge_page(
+    Label.USER, RelType.INTERACTED, Label.ITEM,
+    "collect(t.id) AS tail, collect(coalesce(r.weight, $nan)) AS weight, collect(coalesce(r.rating, $nan)) AS rating, "
+    "collect(coalesce(toFloat(r.ts.epochMillis), $nan)) AS ts_ms, collect(coalesce(r.kind, '')) AS kind",
 )
-EXPORT_ITEM_ENTITY = (
-    f"UNWIND $ids AS iid MATCH (:{quote(Label.ITEM)} {{id: iid}})-[r:{quote(RelType.RELATES_TO)}]->(e:{quote(Label.ENTITY)}) "
-    "RETURN collect(iid) AS head, collect(coalesce(r.relation, '')) AS relation, collect(e.id) AS tail"
-)
-EXPORT_ENTITY_ENTITY = (
-    f"UNWIND $ids AS eid MATCH (:{quote(Label.ENTITY)} {{id: eid}})-[r:{quote(RelType.RELATES_TO)}]->(t:{quote(Label.ENTITY)}) "
-    "RETURN collect(eid) AS head, collect(coalesce(r.relation, '')) AS relation, collect(t.id) AS tail"
-)
-EXPORT_FOLLOWS = (
-    f"UNWIND $ids AS uid MATCH (:{quote(Label.USER)} {{id: uid}})-[:{quote(RelType.FOLLOWS)}]->(o:{quote(Label.USER)}) "
-    "RETURN collect(uid) AS head, collect(o.id) AS tail"
-)
+_LINK_COLUMNS = "collect(coalesce(r.relation, '')) AS relation, collect(t.id) AS tail"
+EXPORT_ITEM_ENTITY = _edge_page(Label.ITEM, RelType.RELATES_TO, Label.ENTITY, _LINK_COLUMNS)
+EXPORT_ENTITY_ENTITY = _edge_page(Label.ENTITY, RelType.RELATES_TO, Label.ENTITY, _LINK_COLUMNS)
+EXPORT_FOLLOWS = _edge_page(Label.USER, RelType.FOLLOWS, Label.USER, "collect(t.id) AS tail")
 
 
 # -- write-back (kgrec.loaders.writeback): runs, embedding slots, top-K lists ---------------------------

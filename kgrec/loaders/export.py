@@ -13,11 +13,15 @@ ids (``data[t].node_id``: the graph's ids, in index order) and text (``data['ite
 relation names in the graph.
 
 **Paged reads.** Nodes are read in keyset pages of ``page_size`` over the unique id indexes (``WHERE n.id >
-$after ORDER BY n.id LIMIT $page``) and edges in pages of about ``page_size`` edges (``UNWIND`` a run of
-source ids whose length adapts to their degree), every page one short read transaction that returns one
-record of parallel lists of scalars. No query touches the whole graph, so the database never builds one
-huge result and the exporter's transient memory follows the page size (the result itself is the size of
-the subgraph).
+$after ORDER BY n.id LIMIT $page``; users, items and entities side by side) and edges in pages of about
+``page_size`` edges (``UNWIND`` a run of source ids whose length is ``page_size`` over the mean out-degree,
+which the count store gives with the fingerprint, so no page is spent measuring it), every page one short
+read transaction that returns one record of parallel lists of scalars. No query touches the whole graph,
+so the database never builds one huge result and the exporter's transient memory follows the page size
+(the result itself is the size of the subgraph). A relation of fewer than ``PIPELINE_PAGES`` full pages
+is read in that many smaller ones (of at least ``MIN_PAGE`` edges), so that the database reads the next
+pages while Python converts the first: at small sizes the export is bound by the database's time per row,
+not by round trips.
 
 **Consistency.** Neo4j Community reads are read-committed, with no snapshot across transactions, so a
 paged export taken while people edit the graph could mix before and after. The export therefore (1) only
@@ -39,6 +43,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +63,11 @@ INTERACTS = ("user", "interacts", "item")
 FOLLOWS = ("user", "follows", "user")
 INTERACTION_ATTRS = ("weight", "rating", "ts")
 READ_WORKERS = 2  # concurrent page reads (the driver's pool serves one session per thread)
+PIPELINE_PAGES = 16  # a small relation's pages: at least this many...
+MIN_PAGE = 5_000  # ...of at least this many edges
+# (head label, relationship type) of each edge query: their mean out-degrees size the edge pages
+DEGREES = ((Label.USER, RelType.INTERACTED), (Label.ITEM, RelType.RELATES_TO), (Label.ENTITY, RelType.RELATES_TO),
+           (Label.USER, RelType.FOLLOWS))
 
 
 class ExportError(KgrecError):
@@ -125,9 +135,9 @@ def export_subgraph(
         raise ValueError(f"'page_size' (got {page_size}) must be >= 1")
     moved: dict[str, tuple[int, int]] = {}
     for attempt in range(1, max_attempts + 1):
-        before = fingerprint(graph)
+        before, degrees = _counts(graph)
         began = time.perf_counter()
-        export = _export_once(graph, subgraph, page_size, progress)
+        export = _export_once(graph, subgraph, page_size, progress, degrees)
         after = fingerprint(graph)
         moved = {k: (before.get(k, 0), after.get(k, 0)) for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
         if not moved:
@@ -148,10 +158,18 @@ def export_subgraph(
 
 def fingerprint(graph: Graph) -> dict[str, int]:
     """Count-store totals of every kgrec label and relationship type (constant time each)."""
+    return _counts(graph)[0]
+
+
+def _counts(graph: Graph) -> tuple[dict[str, int], dict[tuple[Label, RelType], float]]:
+    """The fingerprint and, from the same query, the mean out-degree of each ``DEGREES`` pair (its count-store
+    total over the label's): what sizes the edge pages, without a first page to measure it."""
     labels, rel_types = list(Label), list(RelType)
-    row = graph.read(q.count_all(labels, rel_types))[0]  # one round trip
-    return {label.value: row[f"n{k}"] for k, label in enumerate(labels)} | {
+    row = graph.read(q.count_all(labels, rel_types, DEGREES))[0]  # one round trip
+    counts = {label.value: row[f"n{k}"] for k, label in enumerate(labels)} | {
         rel.value: row[f"r{k}"] for k, rel in enumerate(rel_types)}
+    degrees = {(label, rel): row[f"d{k}"] / max(counts[label.value], 1) for k, (label, rel) in enumerate(DEGREES)}
+    return counts, degrees
 
 
 def add_split(export: Export, spec: SplitSpec) -> None:
@@ -165,48 +183,72 @@ def add_split(export: Export, spec: SplitSpec) -> None:
 
 
 # -- one pass --------------------------------------------------------------------------------------------
-def _export_once(graph: Graph, subgraph: SubgraphFilter, page_size: int, progress: bool) -> Export:
-    items = _keyset(graph, q.EXPORT_ITEMS_OF_ENTITY if subgraph.entity else q.EXPORT_ITEMS, page_size, entity=subgraph.entity)
-    users = _select_users(graph, subgraph, page_size)
+def _export_once(graph: Graph, subgraph: SubgraphFilter, page_size: int, progress: bool,
+                 degrees: dict[tuple[Label, RelType], float]) -> Export:
+    def read(what: str, query: str, ids: list[str], degree: tuple[Label, RelType], convert: Callable[..., Any],
+             **params: Any) -> _EdgeRead:
+        return _EdgeRead(what, query, ids, _run_length(page_size, degrees[degree], len(ids)), convert, params)
+
+    with ThreadPoolExecutor(max_workers=READ_WORKERS) as pool:  # the node pages of each label side by side
+        items_read = pool.submit(_keyset, graph, q.EXPORT_ITEMS_OF_ENTITY if subgraph.entity else q.EXPORT_ITEMS,
+                                 page_size, entity=subgraph.entity)
+        users_read = pool.submit(_select_users, graph, subgraph, page_size)
+        entities_read = pool.submit(_keyset, graph, q.EXPORT_ENTITIES, page_size) if subgraph.entity is None else None
+        items, users = items_read.result(), users_read.result()
+        entities = entities_read.result() if entities_read is not None else None
     item_index = pd.Index(items["id"])
     user_index = pd.Index(users)
+    item_ids, user_ids = _positions(item_index), _positions(user_index)
     outside: dict[str, int] = {}
 
     # Each page of edges becomes integer indices (and float attributes) as it arrives: the graph's string
     # ids are only ever held one page at a time.
     kinds: dict[str, int] = {}
-    inter = _Columns(_by_ids(graph, q.EXPORT_INTERACTIONS, users, page_size, progress, "interactions",
-                             lambda page: _interaction_page(page, user_index, item_index, kinds)))
-    missing_item = inter.drop("tail")  # -1: not an item of the export
-    if subgraph.entity is None:
-        _count(outside, "interactions", missing_item)
-    else:  # the filter: only interactions with the category's items, and the users who have some
+    relation_codes: dict[str, int] = {}
+    interactions = read("interactions", q.EXPORT_INTERACTIONS, list(user_index), DEGREES[0],
+                        lambda page, start: _interaction_page(page, start, item_ids, kinds), nan=float("nan"))
+    if subgraph.entity is None:  # every edge query is known now: their pages all go through one pipeline
+        entity_index = pd.Index(entities["id"]).sort_values()  # the database's string order may differ
+        entity_ids = _positions(entity_index)
+        reads = [  # the small relations first: their pages then overlap with the interactions' instead of trailing
+            read("item knowledge", q.EXPORT_ITEM_ENTITY, list(item_index), DEGREES[1],
+                 lambda page, start: _link_page(page, start, entity_ids, relation_codes)),
+            read("entity knowledge", q.EXPORT_ENTITY_ENTITY, list(entity_index), DEGREES[2],
+                 lambda page, start: _link_page(page, start, entity_ids, relation_codes)),
+            read("follows", q.EXPORT_FOLLOWS, list(user_index), DEGREES[3],
+                 lambda page, start: _link_page(page, start, user_ids, None)),
+            interactions,
+        ]
+        _read_edges(graph, reads, progress)
+        knowledge, entity_knowledge, follows, inter = (_Columns(r.parts) for r in reads)
+        _count(outside, "interactions", inter.drop("tail"))  # -1: not an item of the export
+    else:  # the filter: only interactions with the category's items, and the users who have some; the
+        # entities are those the category's items link to, known only once their links are read
+        _read_edges(graph, [interactions], progress)
+        inter = _Columns(interactions.parts)
+        inter.drop("tail")
         active = np.unique(inter["head"])
         user_index = user_index[active]
+        user_ids = _positions(user_index)
         inter["head"] = np.searchsorted(active, inter["head"])
-    _count(outside, "interactions", inter.drop("head"))
-
-    relation_codes: dict[str, int] = {}
-    if subgraph.entity is None:
-        entities = _keyset(graph, q.EXPORT_ENTITIES, page_size)
-        entity_index = pd.Index(entities["id"]).sort_values()  # the database's string order may differ
-        entities = entities.set_index("id").loc[entity_index].reset_index()
-        knowledge = _Columns(_by_ids(graph, q.EXPORT_ITEM_ENTITY, list(item_index), page_size, progress, "item knowledge",
-                                     lambda page: _link_page(page, item_index, entity_index, relation_codes)))
-    else:  # the entities are those the category's items link to: known only once their links are read
-        frame = pd.concat(_by_ids(graph, q.EXPORT_ITEM_ENTITY, list(item_index), page_size, progress, "item knowledge", pd.DataFrame),
-                          ignore_index=True)
-        entities = pd.concat(_by_ids(graph, q.EXPORT_ENTITIES_BY_ID, sorted(set(frame["tail"])), page_size, False, "entities", pd.DataFrame),
-                             ignore_index=True)
+        links = read("item knowledge", q.EXPORT_ITEM_ENTITY, list(item_index), DEGREES[1], lambda page, start: (page, start))
+        _read_edges(graph, [links], progress)
+        linked = sorted({tail for page, _ in links.parts for tail in page["tail"]})
+        entities = pd.concat(_by_ids(graph, q.EXPORT_ENTITIES_BY_ID, linked, page_size), ignore_index=True)
         entity_index = pd.Index(entities["id"]).sort_values()
-        entities = entities.set_index("id").loc[entity_index].reset_index()
-        knowledge = _Columns([_link_page(frame.to_dict("list"), item_index, entity_index, relation_codes)])
+        entity_ids = _positions(entity_index)
+        knowledge = _Columns([_link_page(page, start, entity_ids, relation_codes) for page, start in links.parts])
+        reads = [
+            read("entity knowledge", q.EXPORT_ENTITY_ENTITY, list(entity_index), DEGREES[2],
+                 lambda page, start: _link_page(page, start, entity_ids, relation_codes)),
+            read("follows", q.EXPORT_FOLLOWS, list(user_index), DEGREES[3],
+                 lambda page, start: _link_page(page, start, user_ids, None)),
+        ]
+        _read_edges(graph, reads, progress)
+        entity_knowledge, follows = (_Columns(r.parts) for r in reads)
+    entities = entities.set_index("id").loc[entity_index].reset_index()
     _count(outside, "item knowledge", knowledge.drop("head", "tail"))
-    entity_knowledge = _Columns(_by_ids(graph, q.EXPORT_ENTITY_ENTITY, list(entity_index), page_size, progress, "entity knowledge",
-                                        lambda page: _link_page(page, entity_index, entity_index, relation_codes)))
     _count(outside, "entity knowledge", entity_knowledge.drop("head", "tail"))
-    follows = _Columns(_by_ids(graph, q.EXPORT_FOLLOWS, list(user_index), page_size, progress, "follows",
-                               lambda page: _link_page(page, user_index, user_index, None)))
     _count(outside, "follows", follows.drop("head", "tail"))
 
     data = HeteroData()
@@ -259,23 +301,44 @@ def _export_once(graph: Graph, subgraph: SubgraphFilter, page_size: int, progres
 Page = dict[str, np.ndarray]
 
 
-def _interaction_page(page: dict[str, list], users: pd.Index, items: pd.Index, kinds: dict[str, int]) -> Page:
+def _interaction_page(page: dict[str, list], start: int, items: dict[str, int], kinds: dict[str, int]) -> Page:
     return {
-        "head": users.get_indexer(page["head"]),
-        "tail": items.get_indexer(page["tail"]),
+        "head": _heads(page, start),
+        "tail": _lookup(items, page["tail"]),
         "weight": np.asarray(page["weight"], dtype=np.float32),
         "rating": np.asarray(page["rating"], dtype=np.float32),
         "ts": (np.asarray(page["ts_ms"], dtype=np.float64) / 1000.0).astype(np.float32),
-        "kind": np.fromiter((kinds.setdefault(k, len(kinds)) for k in page["kind"]), dtype=np.int64, count=len(page["kind"])),
+        "kind": _codes(page["kind"], kinds),
     }
 
 
-def _link_page(page: dict[str, list], heads: pd.Index, tails: pd.Index, relations: dict[str, int] | None) -> Page:
-    out = {"head": heads.get_indexer(page["head"]), "tail": tails.get_indexer(page["tail"])}
+def _link_page(page: dict[str, list], start: int, tails: dict[str, int], relations: dict[str, int] | None) -> Page:
+    out = {"head": _heads(page, start), "tail": _lookup(tails, page["tail"])}
     if relations is not None:
-        out["relation"] = np.fromiter((relations.setdefault(r, len(relations)) for r in page["relation"]),
-                                      dtype=np.int64, count=len(page["relation"]))
+        out["relation"] = _codes(page["relation"], relations)
     return out
+
+
+def _heads(page: dict[str, list], start: int) -> np.ndarray:
+    """The head indices of a page of edges: its ``head`` column holds positions in the page's run of ids."""
+    return np.asarray(page["head"], dtype=np.int64) + start
+
+
+def _positions(index: pd.Index) -> dict[str, int]:
+    """id → position (a dict lookup per edge is several times faster than ``Index.get_indexer`` on strings)."""
+    return {key: position for position, key in enumerate(index)}
+
+
+def _lookup(positions: dict[str, int], keys: list[str]) -> np.ndarray:
+    """The position of each key; -1 where it has none."""
+    return np.fromiter(map(positions.get, keys, repeat(-1)), dtype=np.int64, count=len(keys))
+
+
+def _codes(values: list[str], codes: dict[str, int]) -> np.ndarray:
+    """A code per value, numbering the values not yet in ``codes`` after those that are."""
+    for value in set(values).difference(codes):
+        codes[value] = len(codes)
+    return _lookup(codes, values)
 
 
 class _Columns:
@@ -350,44 +413,63 @@ def _keyset(graph: Graph, query: str, page_size: int, **params: Any) -> pd.DataF
         after = page["id"][-1]
 
 
-def _by_ids(graph: Graph, query: str, ids: list[str], page_size: int, progress: bool, what: str,
-            convert: Callable[[dict[str, list]], Any]) -> list[Any]:
-    """The rows that ``query`` returns for ``ids``, read in pages of about ``page_size`` rows, each page
-    passed through ``convert`` as it arrives (so that only converted pages accumulate).
+def _by_ids(graph: Graph, query: str, ids: list[str], page_size: int) -> list[pd.DataFrame]:
+    """The rows of a node query for ``ids`` (one row per id), in pages of ``page_size`` ids."""
+    return [pd.DataFrame(graph.read_columns(query, ids=ids[start : start + page_size]))
+            for start in range(0, max(len(ids), 1), page_size)]
 
-    A page asks for the edges of a run of source ids. How many ids make ``page_size`` rows depends on
-    their degree, so a first, small page measures the mean degree and sets the run length for the rest.
-    The remaining pages are read by ``READ_WORKERS`` sessions at once — Neo4j runs each query on one core,
-    so a second query keeps the database busy while Python converts the previous page — and are put back
-    in order. At most ``READ_WORKERS + 1`` raw pages are in memory at a time.
+
+def _run_length(page_size: int, degree: float, heads: int) -> int:
+    """How many head ids make a page of about ``page_size`` edges, at ``degree`` edges per id — or fewer: a
+    relation of fewer than ``PIPELINE_PAGES`` full pages is cut into ``PIPELINE_PAGES`` pages (of at least
+    ``MIN_PAGE`` edges), so that the database reads the next pages while Python converts the first ones
+    instead of everyone waiting for two big pages."""
+    if degree <= 0:
+        return page_size
+    edges = min(page_size, max(MIN_PAGE, degree * heads / PIPELINE_PAGES))
+    return max(1, min(page_size, int(edges / degree)))
+
+
+@dataclass
+class _EdgeRead:
+    """One edge query over the export's head ids, in pages of ``run`` ids; ``convert(page, start)`` turns a
+    page (whose first id is ``ids[start]``) into what ``parts`` collects."""
+
+    what: str
+    query: str
+    ids: list[str]
+    run: int
+    convert: Callable[[dict[str, list], int], Any]
+    params: dict[str, Any] = field(default_factory=dict)
+    parts: list[Any] = field(default_factory=list)
+
+
+def _read_edges(graph: Graph, reads: list[_EdgeRead], progress: bool) -> None:
+    """Read every page of every read, each through its ``convert`` as it arrives (so that only converted
+    pages accumulate), into its ``parts`` in order.
+
+    The pages of all the reads form one queue served by ``READ_WORKERS`` sessions at once — Neo4j runs each
+    query on one core, so a second query keeps the database busy while Python converts the previous page,
+    and the small relations' pages do not wait behind the large ones' conversion. At most
+    ``READ_WORKERS + 1`` raw pages are in memory at a time.
     """
-    if not ids:  # no ids: the columns still come from the query
-        return [convert(graph.read_columns(query, ids=[]))]
-    first = min(64, page_size, len(ids))
-    page = graph.read_columns(query, ids=ids[:first])
-    rows = len(next(iter(page.values())))
-    run = max(1, min(page_size, int(first * page_size / max(rows, 1))))
-    starts = range(first, len(ids), run)
-    parts = [convert(page)]
-    del page
-    with tqdm(total=len(ids), desc=f"export {what}", unit="node", disable=not progress, leave=False) as bar, \
-            ThreadPoolExecutor(max_workers=READ_WORKERS) as pool:
-        bar.update(first)
-        pending = deque()
-        for start in starts:
-            pending.append((start, pool.submit(graph.read_columns, query, ids=ids[start : start + run])))
+    pages = [(read, start) for read in reads for start in range(0, max(len(read.ids), 1), read.run)]
+    with tqdm(total=sum(len(read.ids) for read in reads), desc="export edges", unit="node", disable=not progress,
+              leave=False) as bar, ThreadPoolExecutor(max_workers=READ_WORKERS) as pool:
+        pending: deque = deque()
+        for read, start in pages:
+            ids = read.ids[start : start + read.run]
+            pending.append((read, start, len(ids), pool.submit(graph.read_columns, read.query, ids=ids, **read.params)))
             if len(pending) > READ_WORKERS:
-                parts.append(_collect(pending, bar, run, len(ids), convert))
+                _collect(pending, bar)
         while pending:
-            parts.append(_collect(pending, bar, run, len(ids), convert))
-    return parts
+            _collect(pending, bar)
 
 
-def _collect(pending: deque, bar: tqdm, run: int, total: int, convert: Callable[[dict[str, list]], Any]) -> Any:
-    start, future = pending.popleft()
-    converted = convert(future.result())
-    bar.update(min(run, total - start))
-    return converted
+def _collect(pending: deque, bar: tqdm) -> None:
+    read, start, count, future = pending.popleft()
+    read.parts.append(read.convert(future.result(), start))
+    bar.update(count)
 
 
 def _set_edges(data: HeteroData, edge_type: tuple[str, str, str], edge_index: torch.Tensor, **attrs: torch.Tensor) -> None:

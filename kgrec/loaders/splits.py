@@ -50,7 +50,7 @@ def make_split(spec: SplitSpec, users: np.ndarray, ts: np.ndarray | None = None,
     a node's relationships in is its storage order, which differs between two loads of the same data): the
     random keys are drawn in (user, item) order, and ties in time are broken by item."""
     users = np.asarray(users)
-    canonical = np.lexsort((items, users)) if items is not None else np.arange(len(users))
+    canonical = _by_user_and_item(users, np.asarray(items)) if items is not None else np.arange(len(users))
     if spec.kind == "random":
         key = np.empty(len(users))
         key[canonical] = np.random.default_rng(spec.seed).random(len(users))
@@ -69,6 +69,16 @@ def make_split(spec: SplitSpec, users: np.ndarray, ts: np.ndarray | None = None,
     split[ts > cut_val] = VAL
     split[ts > cut_test] = TEST
     return split
+
+
+def _by_user_and_item(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """``np.lexsort((items, users))``; for small non-negative integer indices, the same order from one stable
+    sort of ``user * (items.max() + 1) + item`` (several times faster)."""
+    if len(users) and users.dtype.kind in "iu" and items.dtype.kind in "iu" and users.min() >= 0 and items.min() >= 0:
+        width = int(items.max()) + 1
+        if int(users.max()) < np.iinfo(np.int64).max // width:
+            return np.argsort(users.astype(np.int64) * width + items, kind="stable")
+    return np.lexsort((items, users))
 
 
 def _counts(n: np.ndarray, spec: SplitSpec) -> tuple[np.ndarray, np.ndarray]:

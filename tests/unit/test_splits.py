@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from kgrec.errors import KgrecError
-from kgrec.loaders.splits import TEST, TRAIN, VAL, SplitSpec, make_split
+from kgrec.loaders.splits import TEST, TRAIN, VAL, SplitSpec, _by_user_and_item, make_split
 
 
 def test_random_split_is_per_user_and_seeded() -> None:
@@ -63,3 +63,14 @@ def test_split_with_items_does_not_depend_on_the_order_of_the_edges(kind: str) -
     if kind == "random":  # without the items, the order decides
         plain = make_split(spec, users[shuffled])
         assert dict(zip(zip(users[shuffled], items[shuffled]), plain)) != dict(zip(zip(users, items), split))
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint16, np.float64])
+def test_user_item_order_is_lexsorts(dtype) -> None:
+    """The fast (user, item) order is exactly ``np.lexsort``'s, duplicate pairs included (stable)."""
+    rng = np.random.default_rng(5)
+    users = rng.integers(0, 30, size=2000).astype(dtype)
+    items = rng.integers(0, 50, size=2000).astype(dtype)
+    assert np.array_equal(_by_user_and_item(users, items), np.lexsort((items, users)))
+    huge = np.array([2**40, 1, 2**40, 0], dtype=np.int64)  # user * width would overflow: the plain lexsort
+    assert np.array_equal(_by_user_and_item(huge, huge[::-1].copy() * 2**22), np.lexsort((huge[::-1] * 2**22, huge)))

@@ -346,7 +346,7 @@ def save_section(section: dict) -> None:
         {"name": section["name"], "counts": section["counts"], "runs": runs(section["runs"]), "cold": runs(section["cold"]),
          "measured_at": section.get("measured_at") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
          "device": section.get("device") or device_name("cpu"),
-         "schedule": section.get("schedule")}, indent=1))
+         "schedule": section.get("schedule"), "cold_measured": section.get("cold_measured")}, indent=1))
 
 
 def device_name(device: str) -> str:
@@ -364,7 +364,7 @@ def load_section(path: Path) -> dict:
                        for r in rs]
     return {"name": raw["name"], "counts": raw["counts"], "runs": runs(raw["runs"]), "cold": runs(raw["cold"]),
             "folder": path.parent, "measured_at": raw.get("measured_at"), "device": raw.get("device"),
-            "schedule": raw.get("schedule")}
+            "schedule": raw.get("schedule"), "cold_measured": raw.get("cold_measured")}
 
 
 def merged_sections(out: Path, fresh: list[dict]) -> list[dict]:
@@ -407,6 +407,8 @@ def merge_into_saved(section: dict) -> dict:
                 kept.append(r.key)
         # the saved order, fresh runs in place of saved ones with their key, new ones last
         merged[part] = [fresh.get(r.key, r) for r in saved[part]] + [r for r in section[part] if r.key not in saved_keys]
+    if not section["cold"]:  # the saved cold start stays, with where it was measured
+        merged["cold_measured"] = saved.get("cold_measured")
     log(f"  kept from {path} ({saved['measured_at']}): {', '.join(kept) or 'nothing'}")
     return merged
 
@@ -427,9 +429,19 @@ def merge_folder(source: Path, out: Path) -> None:
         target = section["folder"] / "section.json"
         if target.is_file():
             saved = load_section(target)
-            if saved["counts"] != section["counts"] or saved.get("schedule") != section.get("schedule"):
-                raise SystemExit(f"--merge {path}: another split or schedule than {target}; not merged")
-            section = merge_into_saved(section)
+            if saved["counts"] != section["counts"]:
+                raise SystemExit(f"--merge {path}: another split than {target}; not merged")
+            if saved.get("schedule") == section.get("schedule"):
+                section = merge_into_saved(section)
+            elif section["runs"] or not section["cold"]:
+                raise SystemExit(f"--merge {path}: another schedule or device than {target}; only a cold-start "
+                                 "section (--cold-only) may come from another, and it then replaces the cold start")
+            else:  # the cold-start protocol is a separate experiment: it may come from another run
+                histories = json.loads((saved["folder"] / "history.json").read_text()) if (saved["folder"] / "history.json").is_file() else {}
+                for r in saved["runs"]:
+                    r.result.history = histories.get(r.result.model, [])
+                cold_measured = {k: section.get(k) for k in ("measured_at", "device", "schedule")}
+                section = saved | {"cold": section["cold"], "cold_measured": cold_measured}
         write_section_files(section)
         save_section(section)
         log(f"  merged {path} into {target}")
@@ -585,8 +597,11 @@ def write_docs(sections: list[dict], args: argparse.Namespace, config: KGRecConf
                 f"{c['test']:,} test. Training curves: `{section['folder'] / 'curves.png'}`.", "",
                 markdown_table(table(section["runs"])), "", *gamma_bases(section["runs"])]
         if section["cold"]:
-            out += ["Cold start (held-out items only):", "", markdown_table(table(section["cold"])), "",
-                    *gamma_bases(section["cold"])]
+            other = section.get("cold_measured")
+            out += ["Cold start (held-out items only)" + (
+                        f", measured apart from the table above: {other['measured_at']} on {other['device']}, schedule "
+                        f"{json.dumps(other['schedule'])}:" if other else ":"),
+                    "", markdown_table(table(section["cold"])), "", *gamma_bases(section["cold"])]
         out += ["Goals and ablations:", "", *goals(section), ""]
     if args.compare_out and args.compare_out.resolve() != args.out.resolve():
         out += device_report(args.compare_out, sections)

@@ -41,6 +41,7 @@ def build_net(checkpoint: dict[str, Any]) -> KGRecNet:
     for name in ("kg_item", "kg_relation", "kg_entity", "item_has_id"):  # graph buffers: sized by the data
         setattr(net, name, torch.empty_like(state[name]))
     net.load_state_dict(state)
+    net.set_placement(checkpoint.get("placement", "content"))
     net.eval()
     return net
 

@@ -50,6 +50,11 @@ parts only (its *content*) and :math:`A` the anchor items (trained id part and i
 over its :math:`k` = ``COLD_NEIGHBOURS`` nearest anchors by content (:math:`\tau` = ``COLD_TEMPERATURE``),
 in the spirit of content-to-collaborative mappings for cold start (e.g. DropoutNet, Volkovs et al.,
 NeurIPS 2017); new items added after training (:meth:`KGRecNet.new_item_embeddings`) are placed the same way.
+With :attr:`KGRecNet.placement` ``"text"`` the neighbours of an item with text are found by the cosine of
+the frozen text vectors instead (among the anchors with text): the learned content is trained alongside
+the id part, which carries the warm items, and can be a poor guide (RecBole's ml-100k: cold nDCG@20 0.11
+by learned content, 0.45 by text, ``benchmarks/results/cold-gamma/``). :class:`KGRec` chooses the
+placement on validation.
 
 The served score adds an item-neighbourhood channel, weighted on validation (:class:`KGRec`).
 
@@ -90,6 +95,7 @@ BETAS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # weights of the neighbourhood channel 
 GAMMAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # weights of the cold items' text channel tried on validation
 MIN_COLD_VAL_PAIRS = 50  # validation pairs on cold items needed to choose gamma on them (else pseudo-cold)
 PSEUDO_COLD_SHARE = 0.1  # of the items with content and validation interactions, hidden to choose gamma
+PLACEMENTS = ("content", "text")  # how cold items find their anchors (KGRec chooses on validation)
 
 
 @dataclass(frozen=True)
@@ -193,7 +199,29 @@ class KGRecNet(nn.Module):
         self.register_buffer("item_connected", torch.zeros(num_items, dtype=torch.bool), persistent=False)
         self._cache: tuple[Tensor, Tensor] | None = None
         self.cold_map: tuple[Tensor, Tensor, Tensor] | None = None  # set with the cache (see embeddings())
+        self.placement = "content"  # how cold items find their anchors: one of PLACEMENTS (set_placement)
         self.reset_parameters()
+
+    def set_placement(self, placement: str) -> None:
+        """Find cold items' anchors by ``"content"`` (learned) or ``"text"`` (frozen text vectors, for the
+        items that have text; module docstring)."""
+        if placement not in PLACEMENTS:
+            raise KgrecError(f"'placement' (got {placement!r}) must be one of {PLACEMENTS}")
+        self.placement = placement
+        self._cache = None
+
+    def place(self, cold: Tensor, anchors: Tensor, content: Tensor) -> tuple[Tensor, Tensor]:
+        """``([C, k] positions in anchors, [C, k] softmax weights)``: each item of ``cold``'s nearest items
+        of ``anchors`` (module docstring), by ``content`` or, with placement ``"text"``, by text where the cold
+        item has text."""
+        neighbours, weights = _nearest(content[cold], F.normalize(content[anchors], dim=1))
+        if self.placement == "text" and self.use_text:
+            by_text, keyed = self.item_has_text[cold], torch.nonzero(self.item_has_text[anchors]).flatten()
+            if by_text.any() and keyed.numel():
+                neighbours[by_text], weights[by_text] = _nearest_of(
+                    self.item_text[cold[by_text]], F.normalize(self.item_text[anchors[keyed]], dim=1), keyed,
+                    neighbours.shape[1])
+        return neighbours, weights
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.user_emb.weight, std=0.1)
@@ -270,7 +298,7 @@ class KGRecNet(nn.Module):
 
     def new_item_embeddings(
         self, text: Tensor | None, kg_item: Tensor, kg_relation: Tensor, kg_entity: Tensor, num_new: int,
-        anchors: tuple[Tensor, Tensor] | None = None,
+        anchors: tuple[Tensor, ...] | None = None,
     ) -> tuple[Tensor, Tensor]:
         r"""Final embeddings of ``num_new`` items that are not in the graph the model was trained on (cold
         start). ``text``: ``[num_new, t]`` vectors (rows of zeros: no text); ``kg_*``: their knowledge links
@@ -297,6 +325,12 @@ class KGRecNet(nn.Module):
         if anchors is not None and anchors[0].numel() and not nothing.all():
             placed = ~nothing
             neighbours, weights = _nearest(content[placed], anchors[0])
+            if len(anchors) == 4 and text is not None:  # placement "text": by text where there is text
+                text_keys, positions = anchors[2], anchors[3]
+                by_text = text_mask[placed]
+                if by_text.any() and positions.numel():
+                    neighbours[by_text], weights[by_text] = _nearest_of(
+                        text.float()[placed][by_text], text_keys, positions, neighbours.shape[1])
             items[placed] = (weights.unsqueeze(-1) * anchors[1][neighbours]).sum(1)
         return items, alpha
 
@@ -306,14 +340,20 @@ class KGRecNet(nn.Module):
         parts, mask = self.item_parts(torch.ones(self.num_items, dtype=torch.bool, device=self.item_has_id.device))
         return self.fuse(parts, mask)[0], mask[:, 1] | mask[:, 2]
 
-    def cold_anchors(self) -> tuple[Tensor, Tensor]:
+    def cold_anchors(self) -> tuple[Tensor, ...]:
         """``([A, d] unit content vectors, [A, d] final embeddings)`` of the anchor items (trained id part
-        and interactions in the attached graph): what :meth:`new_item_embeddings` places new items among."""
+        and interactions in the attached graph): what :meth:`new_item_embeddings` places new items among;
+        with placement ``"text"`` also ``[A', t]`` unit text vectors of the anchors with text and their
+        ``[A']`` positions among the anchors."""
         _, items = self.embeddings()
         with torch.no_grad():
             content, _ = self.content()
         anchors = self.item_has_id & self.item_connected
-        return F.normalize(content[anchors], dim=1), items[anchors]
+        found = F.normalize(content[anchors], dim=1), items[anchors]
+        if self.placement == "text" and self.use_text:
+            has_text = self.item_has_text[anchors]
+            return *found, F.normalize(self.item_text[anchors][has_text], dim=1), torch.nonzero(has_text).flatten()
+        return found
 
     def knowledge_attention(self) -> Tensor:
         """``[E]`` the attention weight of each knowledge link (``kg_item``, ``kg_relation``, ``kg_entity``) at
@@ -374,7 +414,7 @@ class KGRecNet(nn.Module):
                 cold = torch.nonzero(~self.item_connected & has_content).flatten()
                 anchors = torch.nonzero(self.item_has_id & self.item_connected).flatten()
                 if cold.numel() and anchors.numel():
-                    neighbours, weights = _nearest(content[cold], F.normalize(content[anchors], dim=1))
+                    neighbours, weights = self.place(cold, anchors, content)
                     self.cold_map = (cold, anchors[neighbours], weights)
                     items = items.clone()
                     items[cold] = (weights.unsqueeze(-1) * items[anchors[neighbours]]).sum(1)
@@ -401,6 +441,17 @@ def _nearest(queries: Tensor, unit_keys: Tensor, k: int = COLD_NEIGHBOURS, tempe
     found = [(F.normalize(part, dim=1) @ unit_keys.T).topk(k, dim=1) for part in queries.split(chunk)]
     values = torch.cat([f.values for f in found])
     return torch.cat([f.indices for f in found]), torch.softmax(values / temperature, dim=1)
+
+
+def _nearest_of(queries: Tensor, unit_keys: Tensor, positions: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """:func:`_nearest` among a subset of the anchors (``unit_keys``, at ``positions`` among them), as
+    ``[Q, k]`` anchor positions and weights; fewer than ``k`` keys are padded with weight 0."""
+    found, weights = _nearest(queries, unit_keys, k=min(k, positions.numel()))
+    if found.shape[1] < k:
+        pad = k - found.shape[1]
+        found = torch.cat([found, found[:, :1].expand(-1, pad)], 1)
+        weights = torch.cat([weights, weights.new_zeros(weights.shape[0], pad)], 1)
+    return positions[found], weights
 
 
 def _normalized_adjacency(data: RecData, use_social: bool) -> Tensor:
@@ -452,8 +503,10 @@ class KGRec:
     ``MIN_COLD_VAL_PAIRS`` pairs on them (never trained on: no leak), else on *pseudo-cold* items — a seeded
     ``PSEUDO_COLD_SHARE`` of the items with content and validation interactions, placed as if cold (among
     the other anchors) without retraining; their training interactions still shaped the user embeddings,
-    so this fallback favours the embeddings. :attr:`gamma_basis` says which was used. Embedding lookups
-    (the vector index, on-the-fly scores) use the embedding term alone.
+    so this fallback favours the embeddings. The cold items' placement (:attr:`KGRecNet.placement`, by
+    learned content or by text) is chosen the same way, jointly with :math:`\gamma`. :attr:`gamma_basis`
+    says what they were chosen on. Embedding lookups (the vector index, on-the-fly scores) use the
+    embedding term alone.
 
     Args:
         item_vectors (torch.Tensor, optional): ``[num_items, t]`` text vectors of the items (zeros: no text).
@@ -530,13 +583,27 @@ class KGRec:
             self.beta = self._choose_beta(data)
         if self.config.use_text and self.item_vectors is not None:
             self.text = TextSimilarity(self.item_vectors).fit(data)
-            self.gamma = self._choose_gamma(data)
+            self.gamma = self._choose_cold(data)
         return self
 
-    def _choose_gamma(self, data: RecData) -> float:
-        """The weight of the cold items' text channel with the best nDCG@``val_k`` of cold items ranked among
-        themselves for their validation users: the real cold items, or pseudo-cold ones (class docstring);
-        0.0 when neither gives enough to choose on. Sets :attr:`gamma_basis`."""
+    def _choose_cold(self, data: RecData) -> float:
+        """The cold items' placement (``PLACEMENTS``, set on the net) and text-channel weight with the best
+        validation nDCG of cold items (:meth:`_choose_gamma`; ties: content placement, smaller gamma)."""
+        best: tuple[float, str, float, str] | None = None
+        for placement in PLACEMENTS:
+            self.net.set_placement(placement)
+            gamma, score = self._choose_gamma(data)
+            if best is None or score > best[0]:
+                best = (score, placement, gamma, self.gamma_basis)
+        _, placement, gamma, basis = best
+        self.net.set_placement(placement)
+        self.gamma_basis = f"{basis}, placed by {placement}"
+        return gamma
+
+    def _choose_gamma(self, data: RecData) -> tuple[float, float]:
+        """``(gamma, its nDCG)``: the weight of the cold items' text channel with the best nDCG@``val_k`` of
+        cold items ranked among themselves for their validation users: the real cold items, or pseudo-cold
+        ones (class docstring); ``(0.0, -inf)`` when neither gives enough to choose on. Sets :attr:`gamma_basis`."""
         net = self.net
         with torch.no_grad():
             users_emb, items_emb = net.embeddings()
@@ -555,22 +622,22 @@ class KGRec:
         pool = torch.nonzero(anchors.cpu() & has_content.cpu() & val_items).flatten()
         if pool.numel() < 10:
             self.gamma_basis = "too few validation items with content"
-            return 0.0
+            return 0.0, float("-inf")
         g = torch.Generator().manual_seed(self.train_config.seed + 2)
         hidden = pool[torch.randperm(pool.numel(), generator=g)[: max(10, int(PSEUDO_COLD_SHARE * pool.numel()))]]
         others = anchors.clone()
         others[hidden] = False
         others = torch.nonzero(others).flatten()
-        neighbours, weights = _nearest(content[hidden], F.normalize(content[others], dim=1))
+        neighbours, weights = net.place(hidden.to(content.device), others.to(content.device), content)
         placed = items_emb.clone()
         placed[hidden] = (weights.unsqueeze(-1) * items_emb[others[neighbours]]).sum(1)
         trial = _GammaTrial(self, users_emb, placed, (hidden.to(placed.device), others[neighbours], weights))
         self.gamma_basis = f"{hidden.numel()} pseudo-cold items"
         return self._best_gamma(trial, data, hidden)
 
-    def _best_gamma(self, trial: _GammaTrial, data: RecData, items: Tensor) -> float:
-        """The gamma of ``GAMMAS`` with the best validation nDCG@``val_k`` of ``items`` ranked among themselves
-        (ties: the smallest)."""
+    def _best_gamma(self, trial: _GammaTrial, data: RecData, items: Tensor) -> tuple[float, float]:
+        """``(gamma, nDCG)``: the gamma of ``GAMMAS`` with the best validation nDCG@``val_k`` of ``items``
+        ranked among themselves (ties: the smallest)."""
         k = self.train_config.val_k
         as_test = RecData(**{**{f: getattr(data, f) for f in data.__dataclass_fields__}, "test": data.val,
                              "val": data.val[:, :0], "test_rating": None, "val_rating": None})
@@ -578,7 +645,8 @@ class KGRec:
         for gamma in GAMMAS:
             trial.gamma = gamma
             scores[gamma] = evaluate_cold_start(trial, as_test, items, ks=(k,), exclude=("train",))[f"ndcg@{k}"]
-        return max(GAMMAS, key=lambda x: (scores[x], -x))
+        best = max(GAMMAS, key=lambda x: (scores[x], -x))
+        return best, scores[best]
 
     def _rating_lookup(self, data: RecData) -> tuple[Tensor, Tensor]:
         """Sorted ``user * num_items + item`` keys of the rated training pairs and their ratings (the last

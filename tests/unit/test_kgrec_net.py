@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from kgrec.model.data import RecData
 from kgrec.model.kgrec_net import KGRec, KGRecConfig, KGRecNet, hardest_negatives
@@ -131,13 +132,23 @@ def test_fit_and_score() -> None:
     assert len(model.history) == 3
 
 
-def test_a_new_item_embeds_like_a_trained_cold_item() -> None:
+@pytest.mark.parametrize("placement", ["content", "text"])
+def test_a_new_item_embeds_like_a_trained_cold_item(placement: str) -> None:
     """new_item_embeddings (the API's cold start) with the graph's anchors gives a cold item of the graph
-    exactly its embedding: placed among the anchors by its content."""
+    exactly its embedding: placed among the anchors by its content, or by its text (the nearest anchors
+    with text by the cosine of the frozen text vectors)."""
     model, data = net()
+    model.set_placement(placement)
     model.eval()
     _, items = model.embeddings()
     cold = 9
+    if placement == "text":
+        anchors = torch.nonzero(model.item_has_id & model.item_connected & model.item_has_text).flatten()
+        cosine = F.normalize(model.item_text[anchors], dim=1) @ F.normalize(model.item_text[cold], dim=0)
+        assert model.cold_map[0].tolist() == [cold]
+        found, weights = model.cold_map[1][0], model.cold_map[2][0]
+        assert set(found[weights > 0].tolist()) == set(anchors.tolist())  # fewer anchors than k: all, padded
+        assert torch.allclose(weights[: len(anchors)], torch.softmax(cosine.sort(descending=True).values / 0.1, 0))
     links = [(k, r, e) for r, (name, edges) in enumerate(sorted(data.item_entity.items()))
              for k, e in zip(edges[0].tolist(), edges[1].tolist()) if k == cold]
     kg = torch.tensor([[0 for _ in links], [r for _, r, _ in links], [e for _, _, e in links]])
@@ -153,8 +164,9 @@ def test_item_embedder_loads_a_checkpoint_and_ignores_unknown_links(tmp_path) ->
 
     model, data = net()
     torch.save({"state_dict": model.state_dict(), "config": model.config.as_dict(), "relation_index": {"genre": 0, "mood": 1},
-                "entity_ids": [f"e{k}" for k in range(E)], "text_model": "m"}, tmp_path / "kgrec.pt")
+                "entity_ids": [f"e{k}" for k in range(E)], "text_model": "m", "placement": "text"}, tmp_path / "kgrec.pt")
     embedder = ItemEmbedder.load(tmp_path)
+    assert embedder.net.placement == "text"
     text = torch.randn(1, T).repeat(2, 1).numpy()  # the same text: only the links differ
     known = embedder.embed(text, [[("genre", "e1")], [("genre", "e1"), ("nope", "e1"), ("mood", "unknown")]])
     assert known.shape == (2, 16) and abs(known[0] - known[1]).max() < 1e-6  # unknown links carry nothing
@@ -305,7 +317,8 @@ def test_gamma_is_chosen_on_the_real_cold_items_when_validation_has_enough_pairs
                   TrainConfig(epochs=3, batch_size=64, eval_every=1, patience=3)).fit(data)
     cold = model.net.cold_map[0]
     assert cold.numel() == 15
-    assert model.gamma_basis == "90 validation pairs on cold items"
+    assert model.gamma_basis.startswith("90 validation pairs on cold items, placed by ")
+    assert model.net.placement in ("content", "text")
     as_test = RecData(**{**{f: getattr(data, f) for f in data.__dataclass_fields__}, "test": data.val,
                          "val": data.val[:, :0]})
     chosen, scores = model.gamma, {}
@@ -323,7 +336,7 @@ def test_gamma_is_chosen_on_pseudo_cold_items_where_text_is_the_signal() -> None
     data, text = three_taste_blocks()
     model = KGRec(text, None, KGRecConfig(dim=8, num_layers=1, neighbourhood=False),
                   TrainConfig(epochs=1, lr=1e-9, batch_size=64, eval_every=1, patience=1)).fit(data)
-    assert model.gamma > 0 and model.gamma_basis.endswith("pseudo-cold items")
+    assert model.gamma > 0 and "pseudo-cold items, placed by" in model.gamma_basis
     empty = RecData(**{**{f: getattr(data, f) for f in data.__dataclass_fields__}, "val": data.val[:, :0]})
     assert KGRec(text, None, KGRecConfig(dim=8, num_layers=1, neighbourhood=False),
                  TrainConfig(epochs=1, batch_size=64, eval_every=1, patience=1)).fit(empty).gamma == 0.0

@@ -130,6 +130,7 @@ def transplant(checkpoint: dict[str, Any], data: RecData, item_text: torch.Tenso
     trained = set(checkpoint.get("trained_item_ids", checkpoint["item_ids"]))
     known = torch.tensor([i in trained for i in data.item_ids], dtype=torch.bool)
     net.item_has_id = net.item_has_id & known  # a new item has no trained id part, interactions or not
+    net.set_placement(checkpoint.get("placement", "content"))  # how the run places cold items
     net.eval()
     model = KGRec(config=config, train_config=TrainConfig(**checkpoint["train_config"]))
     model.net, model.relation_index, model.best_epoch = net, relation_index, checkpoint.get("best_epoch")

@@ -52,9 +52,9 @@ in the spirit of content-to-collaborative mappings for cold start (e.g. DropoutN
 NeurIPS 2017); new items added after training (:meth:`KGRecNet.new_item_embeddings`) are placed the same way.
 With :attr:`KGRecNet.placement` ``"text"`` the neighbours of an item with text are found by the cosine of
 the frozen text vectors instead (among the anchors with text): the learned content is trained alongside
-the id part, which carries the warm items, and can be a poor guide (RecBole's ml-100k: cold nDCG@20 0.11
-by learned content, 0.45 by text, ``benchmarks/results/cold-gamma/``). :class:`KGRec` chooses the
-placement on validation.
+the id part, which carries the warm items, and can be a poor guide (RecBole's ml-100k cold start:
+nDCG@20 0.11 placed by learned content, ``benchmarks/results/cold-gamma/``; 0.46 by text,
+``docs/results.md``). :class:`KGRec` chooses the placement on validation.
 
 The served score adds an item-neighbourhood channel, weighted on validation (:class:`KGRec`).
 
@@ -535,7 +535,7 @@ class KGRec:
         self.beta: float = 0.0
         self.text: TextSimilarity | None = None  # the cold items' text channel
         self.gamma: float = 0.0
-        self.gamma_basis: str = ""  # what gamma was chosen on, e.g. "412 cold validation pairs"
+        self.gamma_basis: str = ""  # what gamma and the placement were chosen on (_choose_cold)
 
     def fit(self, data: RecData) -> KGRec:
         self.relation_index = {name: k for k, name in enumerate(sorted(data.item_entity))}

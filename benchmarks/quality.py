@@ -384,6 +384,12 @@ def split_digest(data: RecData) -> str:
     return h.hexdigest()[:16]
 
 
+def saved_histories(folder: Path) -> dict:
+    """The training curves a section saved beside it (``history.json``; none: ``{}``)."""
+    path = folder / "history.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def merge_into_saved(section: dict) -> dict:
     """``section`` with the models that an earlier run saved for the same dataset, the same split counts and
     the same schedule, and that this run did not measure (``--keep-models``: ablations added by a second run)."""
@@ -396,7 +402,7 @@ def merge_into_saved(section: dict) -> dict:
         log(f"  {path}: another split or schedule, not merged")
         return section
     merged = dict(section)
-    histories = json.loads((section["folder"] / "history.json").read_text()) if (section["folder"] / "history.json").is_file() else {}
+    histories = saved_histories(section["folder"])
     kept = []
     for part in ("runs", "cold"):
         fresh = {r.key: r for r in section[part]}
@@ -421,7 +427,7 @@ def merge_folder(source: Path, out: Path) -> None:
         raise SystemExit(f"--merge {source}: no <dataset>/section.json under it")
     for path in sections:
         section = load_section(path)
-        histories = json.loads((path.parent / "history.json").read_text()) if (path.parent / "history.json").is_file() else {}
+        histories = saved_histories(path.parent)
         for r in section["runs"]:
             r.result.history = histories.get(r.result.model, [])
         section["folder"] = out / section["name"]
@@ -437,7 +443,7 @@ def merge_folder(source: Path, out: Path) -> None:
                 raise SystemExit(f"--merge {path}: another schedule or device than {target}; only a cold-start "
                                  "section (--cold-only) may come from another, and it then replaces the cold start")
             else:  # the cold-start protocol is a separate experiment: it may come from another run
-                histories = json.loads((saved["folder"] / "history.json").read_text()) if (saved["folder"] / "history.json").is_file() else {}
+                histories = saved_histories(saved["folder"])
                 for r in saved["runs"]:
                     r.result.history = histories.get(r.result.model, [])
                 cold_measured = {k: section.get(k) for k in ("measured_at", "device", "schedule")}

@@ -454,8 +454,8 @@ def _read_edges(graph: Graph, reads: list[_EdgeRead], progress: bool) -> None:
     ``READ_WORKERS + 1`` raw pages are in memory at a time.
     """
     pages = [(read, start) for read in reads for start in range(0, max(len(read.ids), 1), read.run)]
-    with tqdm(total=sum(len(read.ids) for read in reads), desc="export edges", unit="node", disable=not progress,
-              leave=False) as bar, ThreadPoolExecutor(max_workers=READ_WORKERS) as pool:
+    with tqdm(total=sum(len(read.ids) for read in reads), desc=f"export {', '.join(read.what for read in reads)}",
+              unit="node", disable=not progress, leave=False) as bar, ThreadPoolExecutor(max_workers=READ_WORKERS) as pool:
         pending: deque = deque()
         for read, start in pages:
             ids = read.ids[start : start + read.run]

@@ -226,7 +226,7 @@ def _load(path: Path, data: RecData, item_text: torch.Tensor | None = None) -> K
         if checkpoint.get(f"{kind}_ids") != getattr(data, f"{kind}_ids"):
             raise KgrecError(f"checkpoint {path} was trained on other {kind}s than the graph now holds; "
                              "train a new model instead (drop --checkpoint)")
-    model = KGRec(config=KGRecConfig(**checkpoint["config"]), train_config=TrainConfig(**checkpoint["train_config"]))
+    model = KGRec(config=KGRecConfig.from_saved(checkpoint["config"]), train_config=TrainConfig(**checkpoint["train_config"]))
     model.net = build_net(checkpoint)
     model.relation_index = dict(checkpoint["relation_index"])
     model.best_epoch, model.beta = checkpoint.get("best_epoch"), checkpoint.get("beta", 0.0)

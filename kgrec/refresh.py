@@ -110,7 +110,7 @@ def transplant(checkpoint: dict[str, Any], data: RecData, item_text: torch.Tenso
                entity_text: torch.Tensor | None) -> KGRec:
     """A KGRec over ``data`` with the checkpoint's trained parameters, matched by id (see the module docstring)."""
     state = checkpoint["state_dict"]
-    config = KGRecConfig(**checkpoint["config"])
+    config = KGRecConfig.from_saved(checkpoint["config"])
     relation_index = dict(checkpoint["relation_index"])
     net = KGRecNet(data.num_users, data.num_items, data.num_entities, len(relation_index),
                    item_text if config.use_text else None, entity_text if config.use_text else None, config)

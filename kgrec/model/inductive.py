@@ -26,7 +26,7 @@ CHECKPOINT = "kgrec.pt"
 def build_net(checkpoint: dict[str, Any]) -> KGRecNet:
     """A :class:`KGRecNet` with a checkpoint's weights (sizes read from the weights themselves)."""
     state = checkpoint["state_dict"]
-    config = KGRecConfig(**checkpoint["config"])
+    config = KGRecConfig.from_saved(checkpoint["config"])
     item_text = state.get("item_text")
     entity_text = state.get("entity_text")
     net = KGRecNet(

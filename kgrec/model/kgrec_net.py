@@ -38,8 +38,14 @@ the current model scores highest, :math:`j = \arg\max_{j_1..j_M} \hat{y}_{uj_m}`
 mostly an easy one that teaches little once training is under way. (:math:`M = 1` is plain BPR; the
 ablation ``kgrec-uniform-negatives`` measures what the choice adds.)
 
-**Cold items.** An item with no interaction has no id part and no edges, so propagation would leave it
-its fused layer 0 alone, on another scale than the items whose layers carry collaborative signal. At
+With ``kg_graph`` (the default) the propagation graph is KGAT's collaborative knowledge graph: the
+entities are nodes too, linked to their items (layer 0 :math:`\mathbf{z}_e`), so that items sharing facts
+smooth towards each other two hops apart, as items sharing users do — the knowledge part above only sums
+an item's own facts into its layer 0.
+
+**Cold items.** An item with no interaction has no id part and no interaction edges, so propagation
+would leave it its fused layer 0 (and, with ``kg_graph``, what its facts pass on), on another scale than
+the items whose layers carry collaborative signal. At
 inference it is placed among them instead: with :math:`\mathbf{c}_i` the fusion of its text and knowledge
 parts only (its *content*) and :math:`A` the anchor items (trained id part and interactions),
 
@@ -115,6 +121,7 @@ class KGRecConfig:
             rating head. (default: ``0.0``)
         negatives (int): :math:`M`, the uniform candidates a BPR triple's negative is the hardest of
             (dynamic negative sampling; ``1``: plain uniform BPR). (default: ``8``)
+        kg_graph (bool): propagate over the item–entity links too (module docstring). (default: ``True``)
     """
 
     dim: int = 64
@@ -126,6 +133,7 @@ class KGRecConfig:
     neighbourhood: bool = True
     rating_weight: float = 0.0
     negatives: int = 8
+    kg_graph: bool = True
 
     def __post_init__(self) -> None:
         if self.negatives < 1:
@@ -139,6 +147,11 @@ class KGRecConfig:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    @classmethod
+    def from_saved(cls, saved: dict[str, object]) -> KGRecConfig:
+        """The config a checkpoint saved; one saved before ``kg_graph`` existed propagated without entities."""
+        return cls(**{"kg_graph": False, **saved})
 
 
 class KGRecNet(nn.Module):
@@ -255,7 +268,8 @@ class KGRecNet(nn.Module):
         seen[data.train[1]] = True
         self.item_has_id = seen.to(device)
         self.item_connected = seen.to(device)  # has interaction edges in the propagation graph
-        self.adjacency = _normalized_adjacency(data, self.config.use_social).to(device)
+        kg = (self.kg_item.cpu(), self.kg_entity.cpu(), self.num_entities) if self.config.kg_graph and self.use_kg else None
+        self.adjacency = _normalized_adjacency(data, self.config.use_social, kg).to(device)
         self._cache = None
 
     # -- item parts and fusion -----------------------------------------------------------------------
@@ -278,14 +292,18 @@ class KGRecNet(nn.Module):
     def _knowledge(self, item_base: Tensor) -> tuple[Tensor, Tensor]:
         return self._attend(item_base, self.kg_item, self.kg_relation, self.kg_entity, self.num_items)[:2]
 
+    def _entities(self) -> Tensor:
+        """``[num_entities, d]`` entity representations: id embedding plus the text MLP where there is text."""
+        z = self.entity_emb.weight
+        if self.entity_text is not None:
+            z = z + self.text_mlp(self.entity_text)
+        return z
+
     def _attend(self, item_base: Tensor, kg_item: Tensor, kg_relation: Tensor, kg_entity: Tensor,
                 num_items: int) -> tuple[Tensor, Tensor, Tensor]:
         """KGAT attention of items over their (relation, entity) links:
         ``([n, d] knowledge, [n] has links, [E] attention weights)``."""
-        z = self.entity_emb.weight
-        if self.entity_text is not None:
-            z = z + self.text_mlp(self.entity_text)
-        z_e = z[kg_entity]  # [E, d]
+        z_e = self._entities()[kg_entity]  # [E, d]
         r = self.relation_emb(kg_relation)  # [E, d]
         h = item_base[kg_item]  # [E, d]
         logits = (self.att_proj(z_e) * torch.tanh(self.att_proj(h) + r)).sum(-1)  # [E]
@@ -386,12 +404,14 @@ class KGRecNet(nn.Module):
             raise KgrecError("KGRecNet has no graph: call attach(data, relation_index) first")
         items, _ = self.fuse(*self.item_parts(hide_ids))
         x = torch.cat([self.user_emb.weight, items])
+        if self.adjacency.shape[0] > x.shape[0]:  # knowledge entities in the propagation graph (kg_graph)
+            x = torch.cat([x, self._entities()])
         layers = [x]
         for _ in range(self.config.num_layers):
             x = torch.sparse.mm(self.adjacency, x)
             layers.append(x)
         out = torch.stack(layers).mean(0)
-        return out[: self.num_users], out[self.num_users :]
+        return out[: self.num_users], out[self.num_users : self.num_users + self.num_items]
 
     def rating(self, users: Tensor, items: Tensor, u: Tensor, i: Tensor) -> Tensor:
         """Predicted ratings of the pairs ``(users, items)`` from final representations ``u``, ``i``."""
@@ -454,11 +474,17 @@ def _nearest_of(queries: Tensor, unit_keys: Tensor, positions: Tensor, k: int) -
     return positions[found], weights
 
 
-def _normalized_adjacency(data: RecData, use_social: bool) -> Tensor:
-    """:math:`D^{-1/2} A D^{-1/2}` of the symmetric user–item (and user–user) training graph."""
+def _normalized_adjacency(data: RecData, use_social: bool,
+                          kg: tuple[Tensor, Tensor, int] | None = None) -> Tensor:
+    """:math:`D^{-1/2} A D^{-1/2}` of the symmetric user–item (and user–user) training graph; with ``kg``
+    ``(items [E], entities [E], num_entities)`` the entities are nodes after the items, linked to their items."""
     n_u, n = data.num_users, data.num_users + data.num_items
     rows = [data.train[0].numpy(), data.train[1].numpy() + n_u]
     cols = [data.train[1].numpy() + n_u, data.train[0].numpy()]
+    if kg is not None and kg[0].numel():
+        rows += [kg[0].numpy() + n_u, kg[1].numpy() + n]
+        cols += [kg[1].numpy() + n, kg[0].numpy() + n_u]
+        n += kg[2]
     if use_social and data.follows.numel():
         rows += [data.follows[0].numpy(), data.follows[1].numpy()]
         cols += [data.follows[1].numpy(), data.follows[0].numpy()]

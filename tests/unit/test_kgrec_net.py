@@ -96,6 +96,31 @@ def test_social_links_change_the_propagation() -> None:
     assert social.adjacency._nnz() == plain.adjacency._nnz() + 4
 
 
+def test_knowledge_entities_join_the_propagation_graph() -> None:
+    plain, data = net(KGRecConfig(dim=8, kg_graph=False))
+    joined, _ = net(KGRecConfig(dim=8, kg_graph=True))
+    links = {(int(i), int(e)) for name in ("genre", "mood") for i, e in data.item_entity[name].T}
+    assert joined.adjacency.shape == (U + I + E, U + I + E)
+    assert joined.adjacency._nnz() == plain.adjacency._nnz() + 2 * len(links)
+    dense = joined.adjacency.to_dense()
+    degree = (dense != 0).sum(1).float()
+    item, entity = 3, 2  # a "genre" link
+    assert dense[U + item, U + I + entity] == pytest.approx(float((degree[U + item] * degree[U + I + entity]) ** -0.5))
+    # the cold item 9 has no interaction but links: only through them do its propagated layers hold anything
+    for model, isolated in ((plain, True), (joined, False)):
+        users, items = model()
+        assert users.shape == (U, 8) and items.shape == (I, 8)
+        alone = model.fuse(*model.item_parts())[0][9] / (model.config.num_layers + 1)
+        assert torch.allclose(items[9], alone) is isolated
+
+
+def test_a_checkpoint_from_before_kg_graph_keeps_propagating_without_entities() -> None:
+    saved = KGRecConfig(dim=8).as_dict()
+    del saved["kg_graph"]
+    assert KGRecConfig.from_saved(saved).kg_graph is False
+    assert KGRecConfig.from_saved({**saved, "kg_graph": True}).kg_graph is True
+
+
 def test_dynamic_negative_sampling_takes_the_candidate_scored_highest() -> None:
     users_emb = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     items_emb = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.5, 0.5], [0.0, 0.0]])

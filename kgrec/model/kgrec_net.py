@@ -230,10 +230,8 @@ class KGRecNet(nn.Module):
         neighbours, weights = _nearest(content[cold], F.normalize(content[anchors], dim=1))
         if self.placement == "text" and self.use_text:
             by_text, keyed = self.item_has_text[cold], torch.nonzero(self.item_has_text[anchors]).flatten()
-            if by_text.any() and keyed.numel():
-                neighbours[by_text], weights[by_text] = _nearest_of(
-                    self.item_text[cold[by_text]], F.normalize(self.item_text[anchors[keyed]], dim=1), keyed,
-                    neighbours.shape[1])
+            _place_by_text(neighbours, weights, by_text, self.item_text[cold[by_text]],
+                           F.normalize(self.item_text[anchors[keyed]], dim=1), keyed)
         return neighbours, weights
 
     def reset_parameters(self) -> None:
@@ -344,11 +342,8 @@ class KGRecNet(nn.Module):
             placed = ~nothing
             neighbours, weights = _nearest(content[placed], anchors[0])
             if len(anchors) == 4 and text is not None:  # placement "text": by text where there is text
-                text_keys, positions = anchors[2], anchors[3]
                 by_text = text_mask[placed]
-                if by_text.any() and positions.numel():
-                    neighbours[by_text], weights[by_text] = _nearest_of(
-                        text.float()[placed][by_text], text_keys, positions, neighbours.shape[1])
+                _place_by_text(neighbours, weights, by_text, text.float()[placed][by_text], anchors[2], anchors[3])
             items[placed] = (weights.unsqueeze(-1) * anchors[1][neighbours]).sum(1)
         return items, alpha
 
@@ -472,6 +467,15 @@ def _nearest_of(queries: Tensor, unit_keys: Tensor, positions: Tensor, k: int) -
         found = torch.cat([found, found[:, :1].expand(-1, pad)], 1)
         weights = torch.cat([weights, weights.new_zeros(weights.shape[0], pad)], 1)
     return positions[found], weights
+
+
+def _place_by_text(neighbours: Tensor, weights: Tensor, by_text: Tensor, queries: Tensor, unit_keys: Tensor,
+                   positions: Tensor) -> None:
+    """Placement ``"text"``: the rows ``by_text`` of a placement (``[Q, k]`` ``neighbours`` and ``weights``,
+    changed in place) become their ``queries``' (text vectors) nearest anchors by text, among the anchors with
+    text (``unit_keys``, at ``positions`` among the anchors)."""
+    if by_text.any() and positions.numel():
+        neighbours[by_text], weights[by_text] = _nearest_of(queries, unit_keys, positions, neighbours.shape[1])
 
 
 def _normalized_adjacency(data: RecData, use_social: bool,

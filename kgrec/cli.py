@@ -491,12 +491,15 @@ Seed = Annotated[int, typer.Option(help="Seeds initialisation, sampling and the 
 Device = Annotated[str, typer.Option(help="Torch device to train on, e.g. cpu, cuda, cuda:1.")]
 Negatives = Annotated[int, typer.Option(min=1, help="Uniform negative candidates per BPR triple; the one the model "
                                         "scores highest is used (dynamic negative sampling; 1: plain BPR).")]
+KgGraph = Annotated[bool, typer.Option("--kg-graph/--no-kg-graph", help="Propagate over the item–entity links "
+                                       "too (the knowledge graph as graph nodes), not only through each item's facts.")]
 RatingWeight = Annotated[float, typer.Option(min=0.0, help="Weight of a rating MSE loss beside BPR (0: no rating "
                                              "head); needs a rating column. Adds test RMSE and MAE.")]
 
 
 def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: float, patience: int, seed: int,
-                  device: str, progress: bool, rating_weight: float = 0.0, negatives: int = 8):
+                  device: str, progress: bool, rating_weight: float = 0.0, negatives: int = 8,
+                  kg_graph: bool = True):
     from kgrec.model.harness import load_data, text_vectors
     from kgrec.model.kgrec_net import KGRecConfig
     from kgrec.model.text import TextEncoder
@@ -515,7 +518,8 @@ def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: floa
         items, entities = text_vectors(data, encoder)
     stats = encoder.stats
     console.print(f"Text: {stats.encoded} encoded, {stats.hits} from the cache ({stats.texts_per_second:.0f} texts/s).")
-    config = KGRecConfig(dim=dim, num_layers=layers, rating_weight=rating_weight, negatives=negatives)
+    config = KGRecConfig(dim=dim, num_layers=layers, rating_weight=rating_weight, negatives=negatives,
+                         kg_graph=kg_graph)
     return data, items, entities, config, train
 
 
@@ -532,13 +536,14 @@ def train(
     device: Device = "cpu",
     rating_weight: RatingWeight = 0.0,
     negatives: Negatives = 8,
+    kg_graph: KgGraph = True,
     progress: Progress = True,
 ) -> None:
     """Train KGRec (text + knowledge graph + collaborative signal, attention fusion) on an export."""
     from kgrec.model.harness import build, results_dict, run, save_checkpoint, write_results
 
     data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed, device,
-                                                                progress, rating_weight, negatives)
+                                                                progress, rating_weight, negatives, kg_graph)
     model = build("kgrec", items, entities, config, train_config, progress)
     result = run("kgrec", model, data)
     path = save_checkpoint(model, out / "kgrec.pt", {"export": str(export), "metrics": result.metrics})
@@ -566,13 +571,14 @@ def evaluate_models(
     device: Device = "cpu",
     rating_weight: RatingWeight = 0.0,
     negatives: Negatives = 8,
+    kg_graph: KgGraph = True,
     progress: Progress = True,
 ) -> None:
     """Train and compare models on the export's split (full ranking, training items excluded)."""
     from kgrec.model.harness import build, run, write_results
 
     data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed, device,
-                                                                progress, rating_weight, negatives)
+                                                                progress, rating_weight, negatives, kg_graph)
     results = []
     for name in [m.strip() for m in models.split(",") if m.strip()]:
         console.print(f"[bold]{name}[/bold] ...")
@@ -602,6 +608,7 @@ def run_pipeline_cmd(
     device: Device = "cpu",
     rating_weight: RatingWeight = 0.0,
     negatives: Negatives = 8,
+    kg_graph: KgGraph = True,
     progress: Progress = True,
 ) -> None:
     """Export, train (or load a checkpoint), score, write back and activate a run."""
@@ -611,7 +618,8 @@ def run_pipeline_cmd(
 
     config = PipelineConfig(
         run_id=run_id, top_k=top_k, checkpoint=checkpoint, keep_runs=keep_runs,
-        model=KGRecConfig(dim=dim, num_layers=layers, rating_weight=rating_weight, negatives=negatives),
+        model=KGRecConfig(dim=dim, num_layers=layers, rating_weight=rating_weight, negatives=negatives,
+                          kg_graph=kg_graph),
         train=TrainConfig(epochs=epochs, lr=lr, batch_size=8192, eval_every=2, patience=patience, seed=seed,
                           device=device),
     )

@@ -45,9 +45,9 @@ an item's own facts into its layer 0.
 
 **Cold items.** An item with no interaction has no id part and no interaction edges, so propagation
 would leave it its fused layer 0 (and, with ``kg_graph``, what its facts pass on), on another scale than
-the items whose layers carry collaborative signal. At
-inference it is placed among them instead: with :math:`\mathbf{c}_i` the fusion of its text and knowledge
-parts only (its *content*) and :math:`A` the anchor items (trained id part and interactions),
+the items whose layers carry collaborative signal. At inference it is placed among them instead: with
+:math:`\mathbf{c}_i` the fusion of its text and knowledge parts only (its *content*) and :math:`A` the
+anchor items (trained id part and interactions),
 
 .. math::
     \mathbf{x}_i = \sum_{j \in N_k(i)} \operatorname{softmax}_{N_k(i)}\big(\cos(\mathbf{c}_i,

@@ -59,7 +59,7 @@ NeurIPS 2017); new items added after training (:meth:`KGRecNet.new_item_embeddin
 With :attr:`KGRecNet.placement` ``"text"`` the neighbours of an item with text are found by the cosine of
 the frozen text vectors instead (among the anchors with text): the learned content is trained alongside
 the id part, which carries the warm items, and can be a poor guide (RecBole's ml-100k cold start:
-nDCG@20 0.11 placed by learned content, ``benchmarks/results/cold-gamma/``; 0.46 by text,
+nDCG@20 0.11 placed by learned content, ``benchmarks/results/cold-gamma/``; 0.45 by text,
 ``docs/results.md``). :class:`KGRec` chooses the placement on validation.
 
 The served score adds an item-neighbourhood channel, weighted on validation (:class:`KGRec`).

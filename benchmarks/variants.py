@@ -50,6 +50,8 @@ def parse_variant(text: str) -> tuple[str, dict, dict]:
     if not isinstance(fields, dict):
         raise KgrecError(f"variant {name!r}: {raw!r} is not a JSON object")
     train = fields.pop("train", {})
+    if not isinstance(train, dict):
+        raise KgrecError(f"variant {name!r}: 'train' must be a JSON object of TrainConfig fields, not {train!r}")
     for given, known, what in ((fields, KGRecConfig, "KGRecConfig"), (train, TrainConfig, "TrainConfig")):
         unknown = sorted(set(given) - set(known.__dataclass_fields__))
         if unknown:
@@ -57,12 +59,13 @@ def parse_variant(text: str) -> tuple[str, dict, dict]:
                              f"({', '.join(known.__dataclass_fields__)})")
     try:  # bad values fail here, before any training
         KGRecConfig(**fields), TrainConfig(**train)
-    except KgrecError as err:
+    except (KgrecError, TypeError) as err:
         raise KgrecError(f"variant {name!r}: {err}") from None
     return name, fields, train
 
 
 def measure(name: str, model, data, config: str) -> dict:
+    """Fit ``model`` and return (and print) its row of ``COLUMNS``."""
     began = time.perf_counter()
     model.fit(data)
     seconds = time.perf_counter() - began

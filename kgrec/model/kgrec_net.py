@@ -271,8 +271,9 @@ class KGRecNet(nn.Module):
         self._cache = None
 
     # -- item parts and fusion -----------------------------------------------------------------------
-    def item_parts(self, hide_ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``([num_items, 3, d] parts, [num_items, 3] mask)`` in the order id, text, kg."""
+    def item_parts(self, hide_ids: Tensor | None = None, entities: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``([num_items, 3, d] parts, [num_items, 3] mask)`` in the order id, text, kg; ``entities``: the
+        :meth:`_entities` of this step when the caller has them already."""
         id_part = self.item_emb.weight
         zeros = torch.zeros_like(id_part)
         no = torch.zeros(self.num_items, dtype=torch.bool, device=id_part.device)
@@ -282,13 +283,13 @@ class KGRecNet(nn.Module):
         if self.use_kg and self.kg_item.numel():
             count = (id_mask.float() + text_mask.float()).clamp(min=1).unsqueeze(-1)
             base = (id_part * id_mask.unsqueeze(-1) + text_part * text_mask.unsqueeze(-1)) / count
-            kg_part, kg_mask = self._knowledge(base)
+            kg_part, kg_mask = self._knowledge(base, entities)
         # an item with nothing (no id, text or facts) keeps its (untrained) id part rather than zeros
         id_mask = id_mask | ~(id_mask | text_mask | kg_mask)
         return torch.stack([id_part, text_part, kg_part], 1), torch.stack([id_mask, text_mask, kg_mask], 1)
 
-    def _knowledge(self, item_base: Tensor) -> tuple[Tensor, Tensor]:
-        return self._attend(item_base, self.kg_item, self.kg_relation, self.kg_entity, self.num_items)[:2]
+    def _knowledge(self, item_base: Tensor, entities: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self._attend(item_base, self.kg_item, self.kg_relation, self.kg_entity, self.num_items, entities)[:2]
 
     def _entities(self) -> Tensor:
         """``[num_entities, d]`` entity representations: id embedding plus the text MLP where there is text."""
@@ -298,10 +299,10 @@ class KGRecNet(nn.Module):
         return z
 
     def _attend(self, item_base: Tensor, kg_item: Tensor, kg_relation: Tensor, kg_entity: Tensor,
-                num_items: int) -> tuple[Tensor, Tensor, Tensor]:
+                num_items: int, entities: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """KGAT attention of items over their (relation, entity) links:
         ``([n, d] knowledge, [n] has links, [E] attention weights)``."""
-        z_e = self._entities()[kg_entity]  # [E, d]
+        z_e = (self._entities() if entities is None else entities)[kg_entity]  # [E, d]
         r = self.relation_emb(kg_relation)  # [E, d]
         h = item_base[kg_item]  # [E, d]
         logits = (self.att_proj(z_e) * torch.tanh(self.att_proj(h) + r)).sum(-1)  # [E]
@@ -397,10 +398,12 @@ class KGRecNet(nn.Module):
         """Final ``(users [U, d], items [I, d])`` after fusion and propagation."""
         if self.adjacency is None:
             raise KgrecError("KGRecNet has no graph: call attach(data, relation_index) first")
-        items, _ = self.fuse(*self.item_parts(hide_ids))
+        in_graph = self.adjacency.shape[0] > self.num_users + self.num_items  # entities are nodes (kg_graph)
+        entities = self._entities() if in_graph else None  # once per step: the attention reuses them
+        items, _ = self.fuse(*self.item_parts(hide_ids, entities))
         x = torch.cat([self.user_emb.weight, items])
-        if self.adjacency.shape[0] > x.shape[0]:  # knowledge entities in the propagation graph (kg_graph)
-            x = torch.cat([x, self._entities()])
+        if in_graph:
+            x = torch.cat([x, entities])
         layers = [x]
         for _ in range(self.config.num_layers):
             x = torch.sparse.mm(self.adjacency, x)

@@ -191,8 +191,8 @@ class Run(BaseModel):
     active: bool
     status: str | None
     slot: str | None
-    created_at: str | None
-    activated_at: str | None
+    created_at: str | None = Field(description="ISO 8601 UTC with microseconds; sorts as text")
+    activated_at: str | None = Field(description="when it last became the active run; same format")
     params: dict[str, Any] | None
     metrics: dict[str, Any] | None
     counts: dict[str, Any] | None

@@ -403,7 +403,7 @@ API_ACTIVE_RUN = (
 )
 API_LIST_RUNS = (
     f"MATCH (r:{_RUN}) RETURN r.id AS id, r.active AS active, r.status AS status, r.embedding_slot AS slot, "
-    "toString(r.created_at) AS created_at, toString(r.activated_at) AS activated_at, r.params AS params, "
+    "r.created_at AS created_at, r.activated_at AS activated_at, r.params AS params, "
     "r.metrics AS metrics, r.counts AS counts, r.checkpoint AS checkpoint, r.top_k AS top_k "
     "ORDER BY r.created_at DESC, r.id DESC"
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import re
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +145,16 @@ def test_the_app_freezes_its_startup_objects_while_it_runs(tmp_path: Path) -> No
         assert client.get("/health").json() == {"status": "ok"}
         assert gc.get_freeze_count() > before
     assert gc.get_freeze_count() == 0
+
+
+def test_run_times_have_a_fixed_precision_so_they_sort_as_text() -> None:
+    from neo4j.time import DateTime
+
+    from kgrec.api.routes.runs import iso_utc
+
+    earlier = DateTime(2026, 11, 28, 14, 32, 1, 800_000_000, tzinfo=timezone.utc)  # Cypher's toString writes "...01.8Z"
+    later = DateTime(2026, 11, 28, 14, 32, 1, 859_000_000, tzinfo=timezone.utc)
+    assert iso_utc(earlier) == "2026-11-28T14:32:01.800000Z" and iso_utc(later) == "2026-11-28T14:32:01.859000Z"
+    assert iso_utc(later) > iso_utc(earlier) and iso_utc(None) is None
+    paris = datetime(2026, 11, 28, 15, 32, 1, tzinfo=timezone(timedelta(hours=1)))
+    assert iso_utc(paris) == "2026-11-28T14:32:01.000000Z"

@@ -23,7 +23,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
 	@touch $@
 
-install: $(STAMP)
+# PyG's neighbour sampling (kgrec train --num-neighbors) needs torch-sparse (and its torch-scatter); PyPI
+# has their sources only, built here against the installed torch without build isolation. Several minutes
+# the first time; pip caches the wheels it built.
+SAMPLING := $(VENV)/.kgrec-sampling
+$(SAMPLING): $(STAMP)
+	@$(BIN)/python -c 'import torch_sparse' 2>/dev/null || { \
+	  echo "building torch-scatter and torch-sparse from source (a few minutes the first time) ..."; \
+	  $(BIN)/python -m pip install --disable-pip-version-check -q 'setuptools>=70.1' && \
+	  MAX_JOBS=$$(nproc) $(BIN)/python -m pip install --disable-pip-version-check -q --no-build-isolation \
+	    'torch-scatter==2.1.2' && \
+	  MAX_JOBS=$$(nproc) $(BIN)/python -m pip install --disable-pip-version-check -q --no-build-isolation \
+	    'torch-sparse==0.6.18'; }
+	@touch $@
+
+install: $(STAMP) $(SAMPLING)
 
 # The Java launcher of the local Neo4j (Maven downloads Neo4j's jars the first time).
 launcher: install

@@ -5,7 +5,9 @@ Each variant is ``NAME=JSON`` with ``KGRecConfig`` fields, and optionally ``Trai
 default KGRec (quality.py's schedule) is always trained first, in the same run, and a baseline of
 :mod:`kgrec.model.harness` (``--baseline lightgcn``) may be trained beside it with each variant's schedule. Prints
 and writes (``--out``: ``variants.md``, ``variants.csv``) validation and test nDCG@20, test Recall@20, test
-nDCG@20 without the neighbourhood channel (β = 0), training seconds and the seconds to the best epoch.
+nDCG@20 without the neighbourhood channel (β = 0), training seconds, the seconds to the best epoch and the peak
+resident memory the training added (``peak MiB``: the process's peak RSS during ``fit`` minus its RSS before,
+freed heap handed back first; sampled every 10 ms).
 
 Usage: ``.venv/bin/python benchmarks/variants.py SNAPSHOT.pt [NAME=JSON ...] [--baseline lightgcn] [--out DIR]``
 (a snapshot from ``benchmarks/quality.py --save-snapshots DIR``). Runs on 2 CPU cores:
@@ -25,6 +27,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RssSampler, release_free_memory  # noqa: E402
 from quality import load_snapshot, parse_args, schedule  # noqa: E402
 
 from kgrec.errors import KgrecError  # noqa: E402
@@ -34,7 +37,7 @@ from kgrec.model.kgrec_net import KGRec, KGRecConfig  # noqa: E402
 from kgrec.model.training import TrainConfig  # noqa: E402
 
 COLUMNS = ("variant", "config", "val ndcg@20", "ndcg@20", "recall@20", "ndcg@20 (β=0)", "β", "train s", "to best s",
-           "best epoch")
+           "best epoch", "peak MiB")
 
 
 def parse_variant(text: str) -> tuple[str, dict, dict]:
@@ -66,13 +69,15 @@ def parse_variant(text: str) -> tuple[str, dict, dict]:
 
 def measure(name: str, model, data, config: str) -> dict:
     """Fit ``model`` and return (and print) its row of ``COLUMNS``."""
-    began = time.perf_counter()
-    model.fit(data)
-    seconds = time.perf_counter() - began
+    release_free_memory()
+    with RssSampler() as memory:
+        began = time.perf_counter()
+        model.fit(data)
+        seconds = time.perf_counter() - began
     test, val = evaluate(model, data, "test", ks=(20,)), evaluate(model, data, "val", ks=(20,))
     row = {"variant": name, "config": config, "val ndcg@20": val["ndcg@20"], "ndcg@20": test["ndcg@20"],
            "recall@20": test["recall@20"], "ndcg@20 (β=0)": "", "β": "", "train s": seconds, "to best s": "",
-           "best epoch": getattr(model, "best_epoch", "")}
+           "best epoch": getattr(model, "best_epoch", ""), "peak MiB": (memory.peak - memory.before) / 2**20}
     history = getattr(model, "history", [])
     best = [r.seconds for r in history if r.epoch == row["best epoch"]]
     row["to best s"] = best[0] if best else ""
@@ -86,7 +91,7 @@ def measure(name: str, model, data, config: str) -> dict:
 
 def fmt(column: str, value: object) -> str:
     if isinstance(value, float):
-        return f"{value:.0f}" if column.endswith(" s") else f"{value:.4f}"
+        return f"{value:.0f}" if column.endswith((" s", "MiB")) else f"{value:.4f}"
     return str(value)
 
 

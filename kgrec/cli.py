@@ -493,21 +493,31 @@ Negatives = Annotated[int, typer.Option(min=1, help="Uniform negative candidates
                                         "scores highest is used (dynamic negative sampling; 1: plain BPR).")]
 KgGraph = Annotated[bool, typer.Option("--kg-graph/--no-kg-graph", help="Propagate over the item–entity links "
                                        "too (the knowledge graph as graph nodes), not only through each item's facts.")]
+NumNeighbors = Annotated[int, typer.Option(min=0, help="0: full-batch training; k > 0: neighbour-sampled mini-batches "
+                                           "(PyG LinkNeighborLoader), at most k neighbours per node, edge type and hop, "
+                                           "for graphs whose full-batch training does not fit; needs torch-sparse.")]
+BatchSize = Annotated[int, typer.Option(min=1, help="Training pairs per step.")]
 RatingWeight = Annotated[float, typer.Option(min=0.0, help="Weight of a rating MSE loss beside BPR (0: no rating "
                                              "head); needs a rating column. Adds test RMSE and MAE.")]
 
 
 def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: float, patience: int, seed: int,
                   device: str, progress: bool, rating_weight: float = 0.0, negatives: int = 8,
-                  kg_graph: bool = True):
+                  kg_graph: bool = True, num_neighbors: int = 0, batch_size: int = 8192):
     from kgrec.model.harness import load_data, text_vectors
     from kgrec.model.kgrec_net import KGRecConfig
     from kgrec.model.text import TextEncoder
     from kgrec.model.training import TrainConfig
 
-    train = TrainConfig(epochs=epochs, lr=lr, batch_size=8192, eval_every=2, patience=patience, seed=seed,
+    train = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, eval_every=2, patience=patience, seed=seed,
                         device=device)
+    config = KGRecConfig(dim=dim, num_layers=layers, rating_weight=rating_weight, negatives=negatives,
+                         kg_graph=kg_graph, num_neighbors=num_neighbors)
     train.torch_device  # noqa: B018 -- an unavailable device fails here, before the data is read
+    if num_neighbors:
+        from kgrec.model.sampled import require_sampling
+
+        require_sampling()
     settings = get_settings()
     data = load_data(export_dir)
     if rating_weight > 0 and not data.has_ratings:
@@ -518,8 +528,6 @@ def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: floa
         items, entities = text_vectors(data, encoder)
     stats = encoder.stats
     console.print(f"Text: {stats.encoded} encoded, {stats.hits} from the cache ({stats.texts_per_second:.0f} texts/s).")
-    config = KGRecConfig(dim=dim, num_layers=layers, rating_weight=rating_weight, negatives=negatives,
-                         kg_graph=kg_graph)
     return data, items, entities, config, train
 
 
@@ -537,13 +545,16 @@ def train(
     rating_weight: RatingWeight = 0.0,
     negatives: Negatives = 8,
     kg_graph: KgGraph = True,
+    num_neighbors: NumNeighbors = 0,
+    batch_size: BatchSize = 8192,
     progress: Progress = True,
 ) -> None:
     """Train KGRec (text + knowledge graph + collaborative signal, attention fusion) on an export."""
     from kgrec.model.harness import build, results_dict, run, save_checkpoint, write_results
 
     data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed, device,
-                                                                progress, rating_weight, negatives, kg_graph)
+                                                                progress, rating_weight, negatives, kg_graph,
+                                                                num_neighbors, batch_size)
     model = build("kgrec", items, entities, config, train_config, progress)
     result = run("kgrec", model, data)
     path = save_checkpoint(model, out / "kgrec.pt", {"export": str(export), "metrics": result.metrics})
@@ -572,13 +583,16 @@ def evaluate_models(
     rating_weight: RatingWeight = 0.0,
     negatives: Negatives = 8,
     kg_graph: KgGraph = True,
+    num_neighbors: NumNeighbors = 0,
+    batch_size: BatchSize = 8192,
     progress: Progress = True,
 ) -> None:
     """Train and compare models on the export's split (full ranking, training items excluded)."""
     from kgrec.model.harness import build, run, write_results
 
     data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed, device,
-                                                                progress, rating_weight, negatives, kg_graph)
+                                                                progress, rating_weight, negatives, kg_graph,
+                                                                num_neighbors, batch_size)
     results = []
     for name in [m.strip() for m in models.split(",") if m.strip()]:
         console.print(f"[bold]{name}[/bold] ...")
@@ -609,6 +623,8 @@ def run_pipeline_cmd(
     rating_weight: RatingWeight = 0.0,
     negatives: Negatives = 8,
     kg_graph: KgGraph = True,
+    num_neighbors: NumNeighbors = 0,
+    batch_size: BatchSize = 8192,
     progress: Progress = True,
 ) -> None:
     """Export, train (or load a checkpoint), score, write back and activate a run."""
@@ -619,12 +635,16 @@ def run_pipeline_cmd(
     config = PipelineConfig(
         run_id=run_id, top_k=top_k, checkpoint=checkpoint, keep_runs=keep_runs,
         model=KGRecConfig(dim=dim, num_layers=layers, rating_weight=rating_weight, negatives=negatives,
-                          kg_graph=kg_graph),
-        train=TrainConfig(epochs=epochs, lr=lr, batch_size=8192, eval_every=2, patience=patience, seed=seed,
+                          kg_graph=kg_graph, num_neighbors=num_neighbors),
+        train=TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, eval_every=2, patience=patience, seed=seed,
                           device=device),
     )
     if checkpoint is None:
         config.train.torch_device  # noqa: B018 -- an unavailable device fails here, before the export
+        if num_neighbors:
+            from kgrec.model.sampled import require_sampling
+
+            require_sampling()
     settings = get_settings()
     with _graph() as graph:
         result = run_pipeline(graph, settings, config, progress=progress, say=console.print)

@@ -79,6 +79,8 @@ and makes cold items first-class, since text and knowledge need no interaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -86,12 +88,14 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch_geometric.data import HeteroData
 from torch_geometric.utils import scatter, softmax
 
 from kgrec.errors import KgrecError
 from kgrec.model.baselines import ItemKNN, TextSimilarity
 from kgrec.model.data import RecData
 from kgrec.model.evaluate import evaluate, evaluate_cold_start
+from kgrec.model.sampled import epoch_batches, link_loader, propagation_graph
 from kgrec.model.training import EpochRecord, TrainConfig, bpr_loss, fit_bpr, seeded
 
 PARTS = ("id", "text", "kg")
@@ -122,6 +126,9 @@ class KGRecConfig:
         negatives (int): :math:`M`, the uniform candidates a BPR triple's negative is the hardest of
             (dynamic negative sampling; ``1``: plain uniform BPR). (default: ``8``)
         kg_graph (bool): propagate over the item–entity links too (module docstring). (default: ``True``)
+        num_neighbors (int): ``0`` trains full-batch; ``k > 0`` trains on neighbour-sampled mini-batches
+            (PyG's ``LinkNeighborLoader``, :mod:`kgrec.model.sampled`) with at most ``k`` neighbours per node,
+            edge type and hop, for graphs whose full-batch training does not fit. (default: ``0``)
     """
 
     dim: int = 64
@@ -134,8 +141,13 @@ class KGRecConfig:
     rating_weight: float = 0.0
     negatives: int = 8
     kg_graph: bool = True
+    num_neighbors: int = 0
 
     def __post_init__(self) -> None:
+        if self.num_neighbors < 0:
+            raise KgrecError(f"'num_neighbors' (got {self.num_neighbors}) must be 0 (full-batch) or more")
+        if self.num_neighbors and self.rating_weight > 0:
+            raise KgrecError("the rating head trains full-batch only: set 'num_neighbors' to 0 or 'rating_weight' to 0")
         if self.negatives < 1:
             raise KgrecError(f"'negatives' (got {self.negatives}) must be at least 1")
         if not self.rating_weight >= 0:
@@ -211,6 +223,8 @@ class KGRecNet(nn.Module):
         self.register_buffer("adjacency", None, persistent=False)  # moves with .to(); not in checkpoints
         self.register_buffer("item_connected", torch.zeros(num_items, dtype=torch.bool), persistent=False)
         self._cache: tuple[Tensor, Tensor] | None = None
+        self._kg_ptr: Tensor | None = None  # the knowledge links grouped by item (_links_of), per graph
+        self._kg_order: Tensor | None = None
         self.cold_map: tuple[Tensor, Tensor, Tensor] | None = None  # set with the cache (see embeddings())
         self.placement = "content"  # how cold items find their anchors: one of PLACEMENTS (set_placement)
         self.reset_parameters()
@@ -268,34 +282,62 @@ class KGRecNet(nn.Module):
         self.item_connected = seen.to(device)  # has interaction edges in the propagation graph
         kg = (self.kg_item.cpu(), self.kg_entity.cpu(), self.num_entities) if self.config.kg_graph and self.use_kg else None
         self.adjacency = _normalized_adjacency(data, self.config.use_social, kg).to(device)
-        self._cache = None
+        self._cache = self._kg_ptr = self._kg_order = None
 
     # -- item parts and fusion -----------------------------------------------------------------------
-    def item_parts(self, hide_ids: Tensor | None = None, entities: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``([num_items, 3, d] parts, [num_items, 3] mask)`` in the order id, text, kg; ``entities``: the
-        :meth:`_entities` of this step when the caller has them already."""
-        id_part = self.item_emb.weight
+    def item_parts(self, hide_ids: Tensor | None = None, entities: Tensor | None = None,
+                   items: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``([n, 3, d] parts, [n, 3] mask)`` in the order id, text, kg, of every item or, with ``items``, of
+        those (``[n]`` indices; each with all its knowledge links, as in the whole graph); ``hide_ids``:
+        ``[n]``; ``entities``: the :meth:`_entities` of this step when the caller has them already (every
+        item only)."""
+        if items is None:
+            n, links = self.num_items, (self.kg_item, self.kg_relation, self.kg_entity)
+            id_part, id_mask = self.item_emb.weight, self.item_has_id
+            text_rows = (self.item_text, self.item_has_text) if self.use_text else None
+        else:
+            n = items.numel()
+            id_part, id_mask = self.item_emb(items), self.item_has_id[items]
+            text_rows = (self.item_text[items], self.item_has_text[items]) if self.use_text else None
+            links, entities = self._links_of(items) if self.use_kg and self.kg_item.numel() else (None, None)
         zeros = torch.zeros_like(id_part)
-        no = torch.zeros(self.num_items, dtype=torch.bool, device=id_part.device)
-        id_mask = self.item_has_id if hide_ids is None else self.item_has_id & ~hide_ids
-        text_part, text_mask = (self.text_mlp(self.item_text), self.item_has_text) if self.use_text else (zeros, no)
+        no = torch.zeros(n, dtype=torch.bool, device=id_part.device)
+        id_mask = id_mask if hide_ids is None else id_mask & ~hide_ids
+        text_part, text_mask = (self.text_mlp(text_rows[0]), text_rows[1]) if text_rows is not None else (zeros, no)
         kg_part, kg_mask = zeros, no
-        if self.use_kg and self.kg_item.numel():
+        if self.use_kg and self.kg_item.numel() and links is not None:
             count = (id_mask.float() + text_mask.float()).clamp(min=1).unsqueeze(-1)
             base = (id_part * id_mask.unsqueeze(-1) + text_part * text_mask.unsqueeze(-1)) / count
-            kg_part, kg_mask = self._knowledge(base, entities)
+            kg_part, kg_mask, _ = self._attend(base, *links, n, entities)
         # an item with nothing (no id, text or facts) keeps its (untrained) id part rather than zeros
         id_mask = id_mask | ~(id_mask | text_mask | kg_mask)
         return torch.stack([id_part, text_part, kg_part], 1), torch.stack([id_mask, text_mask, kg_mask], 1)
 
-    def _knowledge(self, item_base: Tensor, entities: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return self._attend(item_base, self.kg_item, self.kg_relation, self.kg_entity, self.num_items, entities)[:2]
+    def _links_of(self, items: Tensor) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor]:
+        """The knowledge links of ``items`` as ``(position in items, relation, position in the entities)``
+        and those entities' :meth:`_entities` rows, each entity once."""
+        if self._kg_ptr is None:  # the links grouped by item, once per attached graph
+            self._kg_order = torch.argsort(self.kg_item, stable=True)
+            counts = torch.bincount(self.kg_item, minlength=self.num_items)
+            self._kg_ptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+        start, counts = self._kg_ptr[items], self._kg_ptr[items + 1] - self._kg_ptr[items]
+        local = torch.repeat_interleave(torch.arange(items.numel(), device=items.device), counts)
+        offsets = torch.arange(local.numel(), device=items.device) - (counts.cumsum(0) - counts)[local]
+        at = self._kg_order[start[local] + offsets]
+        entities, inverse = torch.unique(self.kg_entity[at], return_inverse=True)
+        return (local, self.kg_relation[at], inverse), self._entities(entities)
 
-    def _entities(self) -> Tensor:
-        """``[num_entities, d]`` entity representations: id embedding plus the text MLP where there is text."""
-        z = self.entity_emb.weight
+    def _entities(self, index: Tensor | None = None) -> Tensor:
+        """``[num_entities, d]`` entity representations (or those of the entities ``index``): id embedding
+        plus the text MLP where there is text."""
+        if index is None:
+            z = self.entity_emb.weight
+            if self.entity_text is not None:
+                z = z + self.text_mlp(self.entity_text)
+            return z
+        z = self.entity_emb(index)
         if self.entity_text is not None:
-            z = z + self.text_mlp(self.entity_text)
+            z = z + self.text_mlp(self.entity_text[index])
         return z
 
     def _attend(self, item_base: Tensor, kg_item: Tensor, kg_relation: Tensor, kg_entity: Tensor,
@@ -410,6 +452,38 @@ class KGRecNet(nn.Module):
             layers.append(x)
         out = torch.stack(layers).mean(0)
         return out[: self.num_users], out[self.num_users : self.num_users + self.num_items]
+
+    def forward_sampled(self, batch: HeteroData, hide_ids: Tensor | None = None) -> dict[str, Tensor]:
+        """Final representations of the nodes of a neighbour-sampled subgraph (a batch of
+        :func:`~kgrec.model.sampled.link_loader`), by node type. Layer 0 is exact (the items' parts use all
+        their knowledge links); each layer sums over the sampled in-edges with the whole graph's
+        :math:`D^{-1/2} A D^{-1/2}` weights, scaled by the node's degree over its sampled degree per edge
+        type (an unbiased estimate of the whole sum; exact where every neighbour was sampled). Only the
+        batch's seed nodes have all the hops they need. ``hide_ids``: ``[n]`` per item of the batch."""
+        x = {"user": self.user_emb(batch["user"].n_id)}
+        x["item"], _ = self.fuse(*self.item_parts(hide_ids, items=batch["item"].n_id))
+        if "entity" in batch.node_types:
+            x["entity"] = self._entities(batch["entity"].n_id)
+        edges = []
+        for src, rel, dst in batch.edge_types:
+            store = batch[src, rel, dst]
+            index = store.edge_index
+            sampled = torch.bincount(index[1], minlength=x[dst].shape[0]).clamp(min=1)
+            degree = batch[dst][f"degree_from_{src}"]
+            edges.append((src, dst, index, store.weight * degree[index[1]] / sampled[index[1]]))
+        layers = [x]
+        for _ in range(self.config.num_layers):
+            out = {node: torch.zeros_like(value) for node, value in x.items()}
+            for src, dst, index, weight in edges:
+                out[dst] = out[dst].index_add(0, index[1], weight.unsqueeze(-1) * x[src][index[0]])
+            x = out
+            layers.append(x)
+        return {node: torch.stack([layer[node] for layer in layers]).mean(0) for node in x}
+
+    def _apply(self, fn, *args, **kwargs):  # .to() / .cuda(): the lazily grouped links follow on the next use
+        self._kg_ptr = self._kg_order = None
+        self._cache = None
+        return super()._apply(fn, *args, **kwargs)
 
     def rating(self, users: Tensor, items: Tensor, u: Tensor, i: Tensor) -> Tensor:
         """Predicted ratings of the pairs ``(users, items)`` from final representations ``u``, ``i``."""
@@ -609,8 +683,21 @@ class KGRec:
                         + self.train_config.weight_decay * sum(b.pow(2).sum() for b in bias) / pred.numel())
             return loss
 
-        self.history, self.best_epoch = fit_bpr(self, net, data, self.train_config, batch_loss, progress=self.progress,
-                                                negatives=self.config.negatives)
+        batches = None
+        if self.config.num_neighbors:
+            loader = link_loader(propagation_graph(net.adjacency, data.num_users, data.num_items), data,
+                                 self.config.num_neighbors, self.config.num_layers, self.train_config.batch_size,
+                                 self.config.negatives, self.train_config.seed)
+            batch_loss = self._sampled_loss(generator)
+
+            def batches() -> Iterator[tuple[int, tuple[HeteroData]]]:
+                return epoch_batches(loader)
+
+        # PyG draws the sampled negatives from torch's global generator
+        with seeded(self.train_config.seed + 3) if batches is not None else nullcontext():
+            self.history, self.best_epoch = fit_bpr(self, net, data, self.train_config, batch_loss,
+                                                    progress=self.progress, negatives=self.config.negatives,
+                                                    batches=batches)
         if self.config.neighbourhood:
             self.knn = ItemKNN().fit(data)
             self.beta = self._choose_beta(data)
@@ -618,6 +705,26 @@ class KGRec:
             self.text = TextSimilarity(self.item_vectors).fit(data)
             self.gamma = self._choose_cold(data)
         return self
+
+    def _sampled_loss(self, generator: torch.Generator) -> Callable[[HeteroData], Tensor]:
+        """The BPR loss of one neighbour-sampled batch (:mod:`kgrec.model.sampled`): the batch's training
+        pairs against the hardest of their negative candidates, scored on the subgraph."""
+        net, dropout = self.net, self.config.id_dropout
+
+        def batch_loss(batch: HeteroData) -> Tensor:
+            items = batch["item"].n_id
+            hide = (torch.rand(items.numel(), generator=generator) < dropout).to(items.device) if dropout else None
+            out = net.forward_sampled(batch, hide)
+            users, pos = batch["user"].src_index, batch["item"].dst_pos_index
+            neg = batch["item"].dst_neg_index
+            if neg.dim() == 2:  # dynamic negative sampling among the candidates
+                neg = hardest_negatives(out["user"], out["item"], users, neg)
+            u = out["user"][users]
+            pos_s, neg_s = (u * out["item"][pos]).sum(-1), (u * out["item"][neg]).sum(-1)
+            params = (net.user_emb(batch["user"].n_id[users]), net.item_emb(items[pos]), net.item_emb(items[neg]))
+            return bpr_loss(pos_s, neg_s, params, self.train_config.weight_decay)
+
+        return batch_loss
 
     def _choose_cold(self, data: RecData) -> float:
         """The cold items' placement (``PLACEMENTS``, set on the net) and text-channel weight with the best

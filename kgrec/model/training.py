@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -239,9 +239,10 @@ def fit_bpr(
     module: torch.nn.Module,
     data: RecData,
     config: TrainConfig,
-    batch_loss: Callable[[Tensor, Tensor, Tensor], Tensor],
+    batch_loss: Callable[..., Tensor],
     progress: bool = False,
     negatives: int = 1,
+    batches: Callable[[], Iterable[tuple[int, tuple[Any, ...]]]] | None = None,
 ) -> tuple[list[EpochRecord], int | None]:
     """Train ``module`` with Adam on BPR triples, validating and early-stopping on ``ndcg@val_k``.
 
@@ -261,6 +262,9 @@ def fit_bpr(
         progress (bool): show a tqdm bar with the loss and the last validation nDCG. (default: ``False``)
         negatives (int): negative candidates drawn per training pair; above 1, ``batch_loss`` gets them as a
             ``[B, negatives]`` tensor (see :meth:`BPRSampler.batches`). (default: ``1``)
+        batches (callable, optional): one epoch's batches as ``(training pairs in it, arguments of
+            batch_loss)``, each argument moved to the device (tensors, or a neighbour-sampled HeteroData,
+            :mod:`kgrec.model.sampled`); instead of :class:`BPRSampler`'s triples. (default: :obj:`None`)
 
     Returns:
         The history (one :class:`EpochRecord` per epoch) and the epoch whose weights were kept (None
@@ -284,12 +288,16 @@ def fit_bpr(
         for epoch in bar:
             module.train()
             total = 0.0
-            for users, pos, neg in sampler.batches(config.batch_size, negatives):
-                loss = batch_loss(users.to(device), pos.to(device), neg.to(device))
+            epoch_batches = (
+                ((users.numel(), (users, pos, neg)) for users, pos, neg in sampler.batches(config.batch_size, negatives))
+                if batches is None else batches()
+            )
+            for size, arguments in epoch_batches:
+                loss = batch_loss(*(argument.to(device) for argument in arguments))
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                total += float(loss.detach()) * users.numel()
+                total += float(loss.detach()) * size
             val: dict[str, float] = {}
             if validate and (epoch % config.eval_every == 0 or epoch == config.epochs):
                 module.eval()

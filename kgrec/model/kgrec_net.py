@@ -464,21 +464,27 @@ class KGRecNet(nn.Module):
         x["item"], _ = self.fuse(*self.item_parts(hide_ids, items=batch["item"].n_id))
         if "entity" in batch.node_types:
             x["entity"] = self._entities(batch["entity"].n_id)
-        edges = []
+        types = list(x)
+        offsets = dict(zip(types, np.cumsum([0] + [x[t].shape[0] for t in types]).tolist()))
+        rows, cols, values = [], [], []
         for src, rel, dst in batch.edge_types:
             store = batch[src, rel, dst]
             index = store.edge_index
             sampled = torch.bincount(index[1], minlength=x[dst].shape[0]).clamp(min=1)
             degree = batch[dst][f"degree_from_{src}"]
-            edges.append((src, dst, index, store.weight * degree[index[1]] / sampled[index[1]]))
-        layers = [x]
-        for _ in range(self.config.num_layers):
-            out = {node: torch.zeros_like(value) for node, value in x.items()}
-            for src, dst, index, weight in edges:
-                out[dst] = out[dst].index_add(0, index[1], weight.unsqueeze(-1) * x[src][index[0]])
-            x = out
-            layers.append(x)
-        return {node: torch.stack([layer[node] for layer in layers]).mean(0) for node in x}
+            rows.append(index[1] + offsets[dst])
+            cols.append(index[0] + offsets[src])
+            values.append(store.weight * degree[index[1]] / sampled[index[1]])
+        n = offsets[types[-1]] + x[types[-1]].shape[0]
+        adjacency = torch.sparse_coo_tensor(torch.stack([torch.cat(rows), torch.cat(cols)]), torch.cat(values),
+                                            (n, n)).coalesce()
+        h = torch.cat([x[t] for t in types])
+        layers = [h]
+        for _ in range(self.config.num_layers):  # as forward(): sparse products, cheap to differentiate
+            h = torch.sparse.mm(adjacency, h)
+            layers.append(h)
+        out = torch.stack(layers).mean(0)
+        return {t: out[offsets[t] : offsets[t] + x[t].shape[0]] for t in types}
 
     def _apply(self, fn, *args, **kwargs):  # .to() / .cuda(): the lazily grouped links follow on the next use
         self._kg_ptr = self._kg_order = None
@@ -655,11 +661,41 @@ class KGRec:
             )
         net.attach(data, self.relation_index)
         self.net = net
-        dropout = self.config.id_dropout
         generator = torch.Generator().manual_seed(self.train_config.seed + 1)
         ratings = None
         if self.config.rating_weight > 0:  # moved to the training device once, not per batch
             ratings = tuple(t.to(self.train_config.torch_device) for t in self._rating_lookup(data))
+
+        batch_loss = self._full_loss(generator, data, ratings)
+        batches = None
+        if self.config.num_neighbors:
+            loader = link_loader(propagation_graph(net.adjacency, data.num_users, data.num_items), data,
+                                 self.config.num_neighbors, self.config.num_layers, self.train_config.batch_size,
+                                 self.config.negatives, self.train_config.seed)
+            batch_loss = self._sampled_loss(generator)
+
+            def batches() -> Iterator[tuple[int, tuple[HeteroData]]]:
+                return epoch_batches(loader)
+
+        # PyG draws the sampled negatives from torch's global generator
+        with seeded(self.train_config.seed + 3) if batches is not None else nullcontext():
+            self.history, self.best_epoch = fit_bpr(self, net, data, self.train_config, batch_loss,
+                                                    progress=self.progress, negatives=self.config.negatives,
+                                                    batches=batches)
+        if self.config.neighbourhood:
+            self.knn = ItemKNN().fit(data)
+            self.beta = self._choose_beta(data)
+        if self.config.use_text and self.item_vectors is not None:
+            self.text = TextSimilarity(self.item_vectors).fit(data)
+            self.gamma = self._choose_cold(data)
+        return self
+
+    def _full_loss(self, generator: torch.Generator, data: RecData,
+                   ratings: tuple[Tensor, Tensor] | None) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+        """The loss of one full-batch step: every node propagated, the batch's BPR triples (the hardest of the
+        negative candidates), plus the rating MSE over the batch's rated pairs when ``ratings`` (sorted keys
+        and values, :meth:`_rating_lookup`) are given."""
+        net, dropout = self.net, self.config.id_dropout
 
         def batch_loss(users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
             hide = (torch.rand(net.num_items, generator=generator) < dropout).to(users.device) if dropout else None
@@ -683,28 +719,7 @@ class KGRec:
                         + self.train_config.weight_decay * sum(b.pow(2).sum() for b in bias) / pred.numel())
             return loss
 
-        batches = None
-        if self.config.num_neighbors:
-            loader = link_loader(propagation_graph(net.adjacency, data.num_users, data.num_items), data,
-                                 self.config.num_neighbors, self.config.num_layers, self.train_config.batch_size,
-                                 self.config.negatives, self.train_config.seed)
-            batch_loss = self._sampled_loss(generator)
-
-            def batches() -> Iterator[tuple[int, tuple[HeteroData]]]:
-                return epoch_batches(loader)
-
-        # PyG draws the sampled negatives from torch's global generator
-        with seeded(self.train_config.seed + 3) if batches is not None else nullcontext():
-            self.history, self.best_epoch = fit_bpr(self, net, data, self.train_config, batch_loss,
-                                                    progress=self.progress, negatives=self.config.negatives,
-                                                    batches=batches)
-        if self.config.neighbourhood:
-            self.knn = ItemKNN().fit(data)
-            self.beta = self._choose_beta(data)
-        if self.config.use_text and self.item_vectors is not None:
-            self.text = TextSimilarity(self.item_vectors).fit(data)
-            self.gamma = self._choose_cold(data)
-        return self
+        return batch_loss
 
     def _sampled_loss(self, generator: torch.Generator) -> Callable[[HeteroData], Tensor]:
         """The BPR loss of one neighbour-sampled batch (:mod:`kgrec.model.sampled`): the batch's training

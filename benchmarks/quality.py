@@ -82,7 +82,7 @@ DATASETS = {  # adapter -> folder under --data
 TITLES = {"hetrec-lastfm": "HetRec Last.FM-2k", "movielens": "MovieLens ml-latest-small",
           "recbole": "RecBole ml-100k + Freebase KG"}
 SPLIT = SplitSpec(kind="random", val=0.1, test=0.2, seed=0)
-BASELINES = ("popularity", "itemknn", "mf-bpr", "lightgcn", "text")
+BASELINES = ("popularity", "itemknn", "ease", "mf-bpr", "lightgcn", "text")
 COLD_MODELS = ("popularity", "itemknn", "text", "kgrec")
 COLD_SHARE = 0.1
 GOAL_RATIO = 1.05
@@ -575,7 +575,8 @@ def write_docs(sections: list[dict], args: argparse.Namespace, config: KGRecConf
         "interactions keeps them in training). Every model trains on the training part only; the trained ones "
         "early-stop on validation nDCG@20 and keep their best weights. Full ranking of the whole catalogue "
         "with the user's training and validation items excluded. Baselines: Popularity, ItemKNN (cosine, "
-        "k=100, shrink 10), MF-BPR and LightGCN (3 layers, 64 dimensions), trained with the same schedule as KGRec "
+        "k=100, shrink 10), EASE (Steck 2019; its L2 weight chosen on validation among 100, 200, 500, 1000, 2000), "
+        "MF-BPR and LightGCN (3 layers, 64 dimensions), trained with the same schedule as KGRec "
         f"(Adam, lr {train.lr}, batches of {train.batch_size}, up to {train.epochs} epochs, validation every "
         f"{train.eval_every}, patience {train.patience}), text-only (cosine of the user's mean item text vector).",
         "",

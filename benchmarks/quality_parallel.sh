@@ -42,6 +42,7 @@ for d in $datasets; do
   run "$d" 09-noneigh --models kgrec-no-neighbourhood --no-cold-start
   run "$d" 10-uniform --models kgrec-uniform-negatives --no-cold-start
   run "$d" 11-cold --models popularity,itemknn,text,kgrec --cold-only
+  run "$d" 13-ease --models ease --no-cold-start
 done
 run movielens 12-rating --models kgrec-rating,bias,mean --no-cold-start
 wait

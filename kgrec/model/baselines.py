@@ -2,6 +2,7 @@ r"""The baselines kgrec's model is compared with, all behind one small :class:`R
 
 - :class:`Popularity`: how many users interacted with an item in training.
 - :class:`ItemKNN`: item-item cosine neighbours of the training matrix.
+- :class:`EASE`: the closed-form linear item-item model of Steck (2019), its L2 weight chosen on validation.
 - :class:`MFBPR`: matrix factorisation trained with BPR.
 - :class:`LightGCNRec`: PyG's :class:`~torch_geometric.nn.models.LightGCN` on the user-item graph.
 - :class:`TextSimilarity`: content-based, the cosine of item text vectors to a user's profile.
@@ -181,6 +182,79 @@ class ItemKNN:
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(k={self.k}, shrink={self.shrink:g})"
+
+
+EASE_LAMBDAS = (100.0, 200.0, 500.0, 1000.0, 2000.0)  # L2 weights EASE tries on validation
+EASE_MAX_ITEMS = 40_000  # a dense items x items matrix: 12.8 GB in float64 at this size
+
+
+class EASE:
+    r"""Embarrassingly Shallow Autoencoder (Steck, `"Embarrassingly Shallow Autoencoders for Sparse Data"
+    <https://arxiv.org/abs/1905.03375>`_): the item-item weights :math:`B` that best reconstruct the binary
+    training matrix :math:`X` from the other items, in closed form,
+
+    .. math::
+        \min_B \lVert X - XB \rVert_F^2 + \lambda \lVert B \rVert_F^2 \ \text{s.t.}\ \operatorname{diag}(B) = 0
+        \quad\Rightarrow\quad P = (X^\top X + \lambda I)^{-1}, \quad B_{ij} = -P_{ij} / P_{jj} \ (i \ne j),
+
+    scored :math:`\hat{y}_u = \mathbf{x}_u B`. A strong, simple baseline on dense data: one inversion of an
+    items × items matrix (dense: :math:`O(I^2)` memory, :math:`O(I^3)` time), so it refuses catalogues above
+    ``EASE_MAX_ITEMS``. :math:`\lambda` is chosen among ``lambdas`` by validation nDCG@``val_k`` (the first,
+    without validation interactions), one inversion each.
+
+    Args:
+        lambdas (tuple of float): the L2 weights tried. (default: ``EASE_LAMBDAS``)
+        val_k (int): the cut-off of the validation nDCG. (default: ``20``)
+    """
+
+    name = "EASE"
+
+    def __init__(self, lambdas: tuple[float, ...] = EASE_LAMBDAS, val_k: int = 20) -> None:
+        if not lambdas or min(lambdas) <= 0:
+            raise KgrecError(f"'lambdas' (got {lambdas}) must be one or more positive weights")
+        self.lambdas, self.val_k = tuple(float(v) for v in lambdas), val_k
+        self.lam: float | None = None
+        self.weights: Tensor | None = None  # B, [I, I] float32
+        self._train: sp.csr_matrix | None = None
+
+    def fit(self, data: RecData) -> EASE:
+        from kgrec.model.evaluate import evaluate
+
+        if data.num_items > EASE_MAX_ITEMS:
+            raise KgrecError(f"EASE holds a dense {data.num_items:,} x {data.num_items:,} matrix; it refuses more "
+                             f"than {EASE_MAX_ITEMS:,} items")
+        x = _binary(data.train_matrix)
+        self._train = x
+        gram = torch.from_numpy((x.T @ x).toarray()).double()
+        scores: dict[float, float] = {}
+        for lam in self.lambdas if data.val.numel() else self.lambdas[:1]:
+            self.lam, self.weights = lam, _ease_weights(gram, lam)
+            if data.val.numel() and len(self.lambdas) > 1:
+                scores[lam] = evaluate(self, data, "val", ks=(self.val_k,))[f"ndcg@{self.val_k}"]
+        if scores:
+            best = max(self.lambdas, key=lambda v: (scores[v], -v))
+            if best != self.lam:
+                self.lam, self.weights = best, _ease_weights(gram, best)
+        return self
+
+    def score(self, users: Tensor) -> Tensor:
+        weights = _fitted(self, self.weights)
+        rows = self._train[_check_users(users, self._train.shape[0]).numpy()]  # [B, I] sparse
+        return torch.from_numpy(np.asarray(rows @ weights.numpy()))
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(lambdas={self.lambdas}, lam={self.lam})"
+
+
+def _ease_weights(gram: Tensor, lam: float) -> Tensor:
+    """EASE's :math:`B` for one :math:`\lambda` from :math:`X^\top X` (float64; a Cholesky inverse)."""
+    regularised = gram.clone()
+    regularised.diagonal().add_(lam)
+    p = torch.cholesky_inverse(torch.linalg.cholesky(regularised))
+    del regularised
+    b = p.div_(-torch.diagonal(p).clone())
+    b.fill_diagonal_(0.0)
+    return b.float()
 
 
 class MatrixFactorization(torch.nn.Module):

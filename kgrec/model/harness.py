@@ -21,14 +21,14 @@ import torch
 
 from kgrec.errors import KgrecError
 from kgrec.loaders.export import Export
-from kgrec.model.baselines import BiasRating, ItemKNN, LightGCNRec, MFBPR, Popularity, TextSimilarity
+from kgrec.model.baselines import EASE, BiasRating, ItemKNN, LightGCNRec, MFBPR, Popularity, TextSimilarity
 from kgrec.model.data import RecData
 from kgrec.model.evaluate import evaluate, evaluate_ratings
 from kgrec.model.kgrec_net import KGRec, KGRecConfig
 from kgrec.model.text import TextEncoder
 from kgrec.model.training import TrainConfig
 
-MODELS = ("kgrec", "popularity", "itemknn", "mf-bpr", "lightgcn", "text")
+MODELS = ("kgrec", "popularity", "itemknn", "ease", "mf-bpr", "lightgcn", "text")
 ABLATIONS = ("kgrec-no-text", "kgrec-no-kg", "kgrec-kg-shuffled", "kgrec-no-neighbourhood", "kgrec-uniform-negatives")
 #: Models that also predict explicit ratings (RMSE and MAE where the data has them).
 RATING_MODELS = ("kgrec-rating", "bias", "mean")
@@ -102,6 +102,7 @@ def build(name: str, item_vectors: torch.Tensor | None, entity_vectors: torch.Te
         "mean": lambda: BiasRating(biases=False),
         "popularity": Popularity,
         "itemknn": ItemKNN,
+        "ease": lambda: EASE(val_k=train.val_k),
         "mf-bpr": lambda: MFBPR(config.dim, progress=progress, **base),
         "lightgcn": lambda: LightGCNRec(config.dim, config.num_layers, progress=progress, **base),
         "text": lambda: TextSimilarity(item_vectors),

@@ -9,6 +9,7 @@ import torch
 
 from kgrec.errors import KgrecError
 from kgrec.model.baselines import (
+    EASE,
     ItemKNN,
     LightGCNRec,
     MatrixFactorization,
@@ -49,7 +50,7 @@ def planted(seed: int = 0) -> RecData:
 
 @pytest.mark.parametrize(
     "model",
-    [Popularity(), ItemKNN(k=5), TextSimilarity(torch.randn(40, 8)), MFBPR(8, epochs=2), LightGCNRec(8, 2, epochs=2)],
+    [Popularity(), ItemKNN(k=5), EASE(), TextSimilarity(torch.randn(40, 8)), MFBPR(8, epochs=2), LightGCNRec(8, 2, epochs=2)],
     ids=lambda m: m.name,
 )
 def test_score_shape(model: Recommender) -> None:
@@ -126,6 +127,53 @@ def test_item_knn_shrink() -> None:
     # with s10 + s20 + s30 = 0.579796 + 1 / (2 + 1) + 0
     model = ItemKNN(k=100, shrink=1).fit(rec_data(3, 4, KNN_TRAIN))
     assert float(model.score(torch.tensor([2]))[0, 0]) == pytest.approx(2 / (math.sqrt(6) + 1) + 1 / 3, abs=1e-6)
+
+
+def test_ease_by_hand() -> None:
+    # two items, X^T X = [[a, c], [c, b]] with a = 3, b = 2, c = 2 (u0, u1 have both, u2 item 0 only):
+    # P = (G + lambda I)^-1 and B_ij = -P_ij / P_jj give B_01 = c / (a + lambda), B_10 = c / (b + lambda)
+    model = EASE(lambdas=(1.0,)).fit(rec_data(3, 2, [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0)]))
+    assert model.score(torch.tensor([2]))[0].tolist() == pytest.approx([0.0, 2 / (3 + 1)], abs=1e-6)
+    assert model.score(torch.tensor([0]))[0].tolist() == pytest.approx([2 / (2 + 1), 2 / (3 + 1)], abs=1e-6)
+
+
+def test_ease_matches_the_closed_form_and_has_a_zero_diagonal() -> None:
+    model = EASE(lambdas=(0.5,)).fit(rec_data(3, 4, KNN_TRAIN))
+    x = np.zeros((3, 4))
+    for u, i in KNN_TRAIN:
+        x[u, i] = 1
+    p = np.linalg.inv(x.T @ x + 0.5 * np.eye(4))
+    b = -p / np.diag(p)
+    np.fill_diagonal(b, 0)
+    assert np.allclose(model.weights.numpy(), b, atol=1e-5) and not np.diag(model.weights.numpy()).any()
+    assert np.allclose(model.score(torch.arange(3)).numpy(), x @ b, atol=1e-5)
+
+
+def test_ease_chooses_its_weight_on_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = planted()
+    tried: list[float] = []
+    monkeypatch.setattr("kgrec.model.baselines._ease_weights", _recording(tried))
+    model = EASE(lambdas=(1.0, 10.0, 1e6)).fit(data)
+    chosen = {lam: evaluate(EASE(lambdas=(lam,)).fit(data), data, "val", ks=(20,))["ndcg@20"] for lam in (1.0, 10.0, 1e6)}
+    assert tried[:3] == [1.0, 10.0, 1e6] and model.lam == max(chosen, key=lambda v: (chosen[v], -v))
+    assert evaluate(model, data, "test", ks=(10,))["ndcg@10"] > 0.5  # the clusters are found
+    with pytest.raises(KgrecError, match="refuses more than 39 items"):
+        monkeypatch.setattr("kgrec.model.baselines.EASE_MAX_ITEMS", 39)
+        EASE().fit(data)
+    with pytest.raises(KgrecError, match="'lambdas'"):
+        EASE(lambdas=(0.0,))
+
+
+def _recording(tried: list[float]):
+    from kgrec.model import baselines
+
+    real = baselines._ease_weights
+
+    def record(gram, lam):
+        tried.append(lam)
+        return real(gram, lam)
+
+    return record
 
 
 def test_text_similarity_by_hand() -> None:

@@ -569,7 +569,7 @@ def train(
 def evaluate_models(
     export: ExportDir,
     out: Annotated[Path, typer.Option(help="Folder for results.md, results.csv and curves.png.")] = Path("data/eval"),
-    models: Annotated[str, typer.Option(help="Comma-separated: kgrec, popularity, itemknn, mf-bpr, lightgcn, text, "
+    models: Annotated[str, typer.Option(help="Comma-separated: kgrec, popularity, itemknn, ease, mf-bpr, lightgcn, text, "
                                         "kgrec-no-text, kgrec-no-kg, kgrec-kg-shuffled, kgrec-no-neighbourhood, "
                                         "kgrec-uniform-negatives; with "
                                         "ratings also kgrec-rating, bias, mean (RMSE, MAE).")] = "popularity,itemknn,text,kgrec",

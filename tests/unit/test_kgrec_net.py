@@ -365,3 +365,23 @@ def test_gamma_is_chosen_on_pseudo_cold_items_where_text_is_the_signal() -> None
     empty = RecData(**{**{f: getattr(data, f) for f in data.__dataclass_fields__}, "val": data.val[:, :0]})
     assert KGRec(text, None, KGRecConfig(dim=8, num_layers=1, neighbourhood=False),
                  TrainConfig(epochs=1, batch_size=64, eval_every=1, patience=1)).fit(empty).gamma == 0.0
+
+
+@pytest.mark.parametrize("config", [KGRecConfig(dim=8), KGRecConfig(dim=8, kg_graph=False, use_social=True)])
+def test_propagation_gradients_are_torchs_and_the_graph_is_symmetric(config: KGRecConfig) -> None:
+    from kgrec.model.kgrec_net import propagate
+
+    model, _ = net(config)
+    a = model.adjacency
+    assert torch.equal(a.to_dense(), a.to_dense().T)  # so it is its own transpose in propagate()
+    x = torch.randn(a.shape[0], 4, requires_grad=True)
+    y = x.detach().clone().requires_grad_()
+    (propagate(a, a, x) ** 2).sum().backward()
+    (torch.sparse.mm(a, y) ** 2).sum().backward()
+    assert torch.allclose(x.grad, y.grad, atol=1e-6)
+    m = torch.randn(5, 3).relu().to_sparse()  # not square, not symmetric: the transpose carries the gradient
+    x = torch.randn(3, 2, requires_grad=True)
+    out = propagate(m, m.t().coalesce(), x)
+    assert torch.allclose(out, m.to_dense() @ x)
+    out.sum().backward()
+    assert torch.allclose(x.grad, m.to_dense().T @ torch.ones(5, 2))

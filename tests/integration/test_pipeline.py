@@ -85,6 +85,21 @@ def test_run_writes_a_complete_active_run(loaded: Graph, settings: Settings) -> 
     assert again.previous == "a"
 
 
+def test_a_run_trained_on_neighbour_sampled_batches(loaded: Graph, settings: Settings) -> None:
+    import torch
+
+    model = KGRecConfig(dim=16, num_layers=2, num_neighbors=4)
+    train = TrainConfig(epochs=4, lr=1e-2, batch_size=256, eval_every=2, patience=3)
+    result = run_pipeline(loaded, settings, config("s", model=model, train=train))
+    run = loaded.read("MATCH (r:ModelRun {id: 's'}) RETURN r.active AS active, r.status AS status")[0]
+    assert run["active"] and run["status"] == "complete"
+    users = loaded.read("MATCH (u:User) RETURN count(u) AS n")[0]["n"]
+    got = lists(loaded, "s")
+    assert len(got) == users and all(len(v) == TOP_K for v in got.values())
+    saved = torch.load(result.checkpoint, weights_only=False)  # the run's kgrec.pt
+    assert saved["config"]["num_neighbors"] == 4 and 0 < result.metrics["ndcg@20"] <= 1
+
+
 def test_an_interrupted_write_back_leaves_the_previous_run_served(loaded: Graph, settings: Settings, monkeypatch) -> None:
     run_pipeline(loaded, settings, config("a"))
     served = lists(loaded, "a")

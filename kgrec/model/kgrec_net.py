@@ -38,6 +38,9 @@ the current model scores highest, :math:`j = \arg\max_{j_1..j_M} \hat{y}_{uj_m}`
 mostly an easy one that teaches little once training is under way. (:math:`M = 1` is plain BPR; the
 ablation ``kgrec-uniform-negatives`` measures what the choice adds.)
 
+With ``num_neighbors`` the training steps run on neighbour-sampled subgraphs instead of the whole graph
+(:mod:`kgrec.model.sampled`, :meth:`KGRecNet.forward_sampled`), for graphs whose full-batch step does not fit.
+
 With ``kg_graph`` (the default) the propagation graph is KGAT's collaborative knowledge graph: the
 entities are nodes too, linked to their items (layer 0 :math:`\mathbf{z}_e`), so that items sharing facts
 smooth towards each other two hops apart, as items sharing users do — the knowledge part above only sums
@@ -538,18 +541,18 @@ class _Propagate(torch.autograd.Function):
     product on a 100k-user graph (forward and backward of 3 layers: 2.7 s against 0.64 s on one core)."""
 
     @staticmethod
-    def forward(ctx, adjacency: Tensor, transposed: Tensor, x: Tensor) -> Tensor:  # noqa: ANN001
+    def forward(ctx, adjacency: Tensor, transposed: Tensor, x: Tensor) -> Tensor:
         ctx.transposed = transposed
         return torch.sparse.mm(adjacency, x)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[None, None, Tensor]:  # noqa: ANN001
+    def backward(ctx, grad: Tensor) -> tuple[None, None, Tensor]:
         return None, None, torch.sparse.mm(ctx.transposed, grad)
 
 
 def propagate(adjacency: Tensor, transposed: Tensor, x: Tensor) -> Tensor:
-    """``adjacency @ x`` (sparse times dense), differentiable in ``x`` through ``transposed`` =
-    ``adjacency``\ :sup:`T` (the same tensor for a symmetric graph); no gradient reaches the adjacency."""
+    """``adjacency @ x`` (sparse times dense), differentiable in ``x`` through ``transposed``, the transpose of
+    ``adjacency`` (the same tensor for a symmetric graph); no gradient reaches the adjacency."""
     return _Propagate.apply(adjacency, transposed, x)
 
 

@@ -497,13 +497,16 @@ NumNeighbors = Annotated[int, typer.Option(min=0, help="0: full-batch training; 
                                            "(PyG LinkNeighborLoader), at most k neighbours per node, edge type and hop, "
                                            "for graphs whose full-batch training does not fit; needs torch-sparse.")]
 BatchSize = Annotated[int, typer.Option(min=1, help="Training pairs per step.")]
+NeighbourhoodModel = Annotated[str, typer.Option(help="The score's neighbourhood channel: itemknn (cosine) or ease "
+                                                 "(stronger on dense data; a dense items x items matrix).")]
 RatingWeight = Annotated[float, typer.Option(min=0.0, help="Weight of a rating MSE loss beside BPR (0: no rating "
                                              "head); needs a rating column. Adds test RMSE and MAE.")]
 
 
 def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: float, patience: int, seed: int,
                   device: str, progress: bool, rating_weight: float = 0.0, negatives: int = 8,
-                  kg_graph: bool = True, num_neighbors: int = 0, batch_size: int = 8192):
+                  kg_graph: bool = True, num_neighbors: int = 0, batch_size: int = 8192,
+                  neighbourhood_model: str = "itemknn"):
     from kgrec.model.harness import load_data, text_vectors
     from kgrec.model.kgrec_net import KGRecConfig
     from kgrec.model.text import TextEncoder
@@ -512,7 +515,7 @@ def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: floa
     train = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, eval_every=2, patience=patience, seed=seed,
                         device=device)
     config = KGRecConfig(dim=dim, num_layers=layers, rating_weight=rating_weight, negatives=negatives,
-                         kg_graph=kg_graph, num_neighbors=num_neighbors)
+                         kg_graph=kg_graph, num_neighbors=num_neighbors, neighbourhood_model=neighbourhood_model)
     train.torch_device  # noqa: B018 -- an unavailable device fails here, before the data is read
     if num_neighbors:
         from kgrec.model.sampled import require_sampling
@@ -547,6 +550,7 @@ def train(
     kg_graph: KgGraph = True,
     num_neighbors: NumNeighbors = 0,
     batch_size: BatchSize = 8192,
+    neighbourhood_model: NeighbourhoodModel = "itemknn",
     progress: Progress = True,
 ) -> None:
     """Train KGRec (text + knowledge graph + collaborative signal, attention fusion) on an export."""
@@ -554,7 +558,7 @@ def train(
 
     data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed, device,
                                                                 progress, rating_weight, negatives, kg_graph,
-                                                                num_neighbors, batch_size)
+                                                                num_neighbors, batch_size, neighbourhood_model)
     model = build("kgrec", items, entities, config, train_config, progress)
     result = run("kgrec", model, data)
     path = save_checkpoint(model, out / "kgrec.pt", {"export": str(export), "metrics": result.metrics})
@@ -585,6 +589,7 @@ def evaluate_models(
     kg_graph: KgGraph = True,
     num_neighbors: NumNeighbors = 0,
     batch_size: BatchSize = 8192,
+    neighbourhood_model: NeighbourhoodModel = "itemknn",
     progress: Progress = True,
 ) -> None:
     """Train and compare models on the export's split (full ranking, training items excluded)."""
@@ -592,7 +597,7 @@ def evaluate_models(
 
     data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed, device,
                                                                 progress, rating_weight, negatives, kg_graph,
-                                                                num_neighbors, batch_size)
+                                                                num_neighbors, batch_size, neighbourhood_model)
     results = []
     for name in [m.strip() for m in models.split(",") if m.strip()]:
         console.print(f"[bold]{name}[/bold] ...")
@@ -625,6 +630,7 @@ def run_pipeline_cmd(
     kg_graph: KgGraph = True,
     num_neighbors: NumNeighbors = 0,
     batch_size: BatchSize = 8192,
+    neighbourhood_model: NeighbourhoodModel = "itemknn",
     progress: Progress = True,
 ) -> None:
     """Export, train (or load a checkpoint), score, write back and activate a run."""
@@ -635,7 +641,7 @@ def run_pipeline_cmd(
     config = PipelineConfig(
         run_id=run_id, top_k=top_k, checkpoint=checkpoint, keep_runs=keep_runs,
         model=KGRecConfig(dim=dim, num_layers=layers, rating_weight=rating_weight, negatives=negatives,
-                          kg_graph=kg_graph, num_neighbors=num_neighbors),
+                          kg_graph=kg_graph, num_neighbors=num_neighbors, neighbourhood_model=neighbourhood_model),
         train=TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, eval_every=2, patience=patience, seed=seed,
                           device=device),
     )

@@ -34,7 +34,6 @@ from kgrec.graph_schema import queries as q
 from kgrec.graph_schema.vocabulary import Label
 from kgrec.loaders import writeback
 from kgrec.loaders.export import export_subgraph
-from kgrec.model.baselines import ItemKNN
 from kgrec.model.data import RecData
 from kgrec.model.harness import text_vectors
 from kgrec.model.inductive import CHECKPOINT
@@ -135,8 +134,7 @@ def transplant(checkpoint: dict[str, Any], data: RecData, item_text: torch.Tenso
     model = KGRec(config=config, train_config=TrainConfig(**checkpoint["train_config"]))
     model.net, model.relation_index, model.best_epoch = net, relation_index, checkpoint.get("best_epoch")
     model.beta = checkpoint.get("beta", 0.0)
-    if config.neighbourhood:
-        model.knn = ItemKNN().fit(data)
+    model.use_neighbourhood(data, checkpoint.get("channel_lambda"))
     model.use_text_channel(item_text if config.use_text else None, data, checkpoint.get("gamma", 0.0))
     return model
 

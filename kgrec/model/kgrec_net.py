@@ -95,7 +95,7 @@ from torch_geometric.data import HeteroData
 from torch_geometric.utils import scatter, softmax
 
 from kgrec.errors import KgrecError
-from kgrec.model.baselines import ItemKNN, TextSimilarity
+from kgrec.model.baselines import EASE, ItemKNN, TextSimilarity
 from kgrec.model.data import RecData
 from kgrec.model.evaluate import evaluate, evaluate_cold_start
 from kgrec.model.sampled import epoch_batches, link_loader, propagation_graph
@@ -108,6 +108,7 @@ BETAS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # weights of the neighbourhood channel 
 GAMMAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # weights of the cold items' text channel tried on validation
 MIN_COLD_VAL_PAIRS = 50  # validation pairs on cold items needed to choose gamma on them (else pseudo-cold)
 PSEUDO_COLD_SHARE = 0.1  # of the items with content and validation interactions, hidden to choose gamma
+NEIGHBOURHOOD_MODELS = ("itemknn", "ease")  # what the neighbourhood channel is (KGRecConfig.neighbourhood_model)
 PLACEMENTS = ("content", "text")  # how cold items find their anchors (KGRec chooses on validation)
 
 
@@ -129,6 +130,10 @@ class KGRecConfig:
         negatives (int): :math:`M`, the uniform candidates a BPR triple's negative is the hardest of
             (dynamic negative sampling; ``1``: plain uniform BPR). (default: ``8``)
         kg_graph (bool): propagate over the item–entity links too (module docstring). (default: ``True``)
+        neighbourhood_model (str): the neighbourhood channel: ``"itemknn"`` (cosine
+            :class:`~kgrec.model.baselines.ItemKNN`) or ``"ease"`` (:class:`~kgrec.model.baselines.EASE`, its
+            L2 weight chosen on validation; stronger on dense data, a dense items × items matrix).
+            (default: ``"itemknn"``)
         num_neighbors (int): ``0`` trains full-batch; ``k > 0`` trains on neighbour-sampled mini-batches
             (PyG's ``LinkNeighborLoader``, :mod:`kgrec.model.sampled`) with at most ``k`` neighbours per node,
             edge type and hop, for graphs whose full-batch training does not fit. (default: ``0``)
@@ -145,8 +150,12 @@ class KGRecConfig:
     negatives: int = 8
     kg_graph: bool = True
     num_neighbors: int = 0
+    neighbourhood_model: str = "itemknn"
 
     def __post_init__(self) -> None:
+        if self.neighbourhood_model not in NEIGHBOURHOOD_MODELS:
+            raise KgrecError(f"'neighbourhood_model' (got {self.neighbourhood_model!r}) must be one of "
+                             f"{', '.join(NEIGHBOURHOOD_MODELS)}")
         if self.num_neighbors < 0:
             raise KgrecError(f"'num_neighbors' (got {self.num_neighbors}) must be 0 (full-batch) or more")
         if self.num_neighbors and self.rating_weight > 0:
@@ -622,7 +631,11 @@ class KGRec:
 
     where :math:`z_u` standardises a user's scores over the items and :math:`\beta \in` ``BETAS`` is chosen
     on validation after training (:math:`\beta = 0`: embeddings alone). Short co-occurrence paths are what
-    the embeddings smooth away; on small, dense data they carry much of the signal.
+    the embeddings smooth away; on small, dense data they carry much of the signal. With
+    ``config.neighbourhood_model = "ease"`` the channel is :class:`~kgrec.model.baselines.EASE`'s score
+    :math:`\mathbf{x}_u B` instead (its L2 weight chosen on validation first; :attr:`channel_lambda`):
+    on ml-latest-small and RecBole's ml-100k it ranks better than ItemKNN's
+    (``benchmarks/results/variants/README.md``), for a dense items × items matrix.
 
     The cold items :math:`C_u` (placed by content, :class:`KGRecNet`) are also ordered by the text channel
     :math:`t_{ui} = \cos(\mathbf{m}_u, \mathbf{v}_i)` of :class:`~kgrec.model.baselines.TextSimilarity`,
@@ -669,7 +682,8 @@ class KGRec:
         self.history: list[EpochRecord] = []
         self.best_epoch: int | None = None
         self.relation_index: dict[str, int] = {}
-        self.knn: ItemKNN | None = None
+        self.knn: ItemKNN | EASE | None = None  # the neighbourhood channel
+        self.channel_lambda: float | None = None  # EASE's L2 weight, when the channel is EASE
         self.beta: float = 0.0
         self.text: TextSimilarity | None = None  # the cold items' text channel
         self.gamma: float = 0.0
@@ -708,12 +722,26 @@ class KGRec:
                                                     progress=self.progress, negatives=self.config.negatives,
                                                     batches=batches)
         if self.config.neighbourhood:
-            self.knn = ItemKNN().fit(data)
+            self.use_neighbourhood(data)
             self.beta = self._choose_beta(data)
         if self.config.use_text and self.item_vectors is not None:
             self.text = TextSimilarity(self.item_vectors).fit(data)
             self.gamma = self._choose_cold(data)
         return self
+
+    def use_neighbourhood(self, data: RecData, channel_lambda: float | None = None) -> None:
+        """Fit the neighbourhood channel (``config.neighbourhood_model``) on ``data``; EASE chooses its L2
+        weight on validation, or keeps ``channel_lambda`` (a loaded model's, from its checkpoint), and
+        :attr:`channel_lambda` records it. Without ``config.neighbourhood`` there is no channel."""
+        self.knn = None
+        if not self.config.neighbourhood:
+            return
+        if self.config.neighbourhood_model == "ease":
+            lambdas = (channel_lambda,) if channel_lambda is not None else EASE().lambdas
+            self.knn = EASE(lambdas, val_k=self.train_config.val_k).fit(data)
+            self.channel_lambda = self.knn.lam
+        else:
+            self.knn = ItemKNN().fit(data)
 
     def _full_loss(self, generator: torch.Generator, data: RecData,
                    ratings: tuple[Tensor, Tensor] | None) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
@@ -872,7 +900,7 @@ class KGRec:
         self.net.attach(data, self.relation_index)
         self.net.item_has_id = self.net.item_has_id & trained
         if self.knn is not None:
-            self.knn = ItemKNN().fit(data)
+            self.use_neighbourhood(data, self.channel_lambda)
         if self.text is not None:
             self.text.fit(data)
 

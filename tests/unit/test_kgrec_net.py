@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from kgrec.errors import KgrecError
 from kgrec.model.data import RecData
 from kgrec.model.kgrec_net import KGRec, KGRecConfig, KGRecNet, hardest_negatives
 from kgrec.model.training import TrainConfig
@@ -212,6 +213,27 @@ def test_neighbourhood_channel_is_weighted_on_validation() -> None:
     off = KGRec(None, None, KGRecConfig(dim=8, num_layers=1, neighbourhood=False),
                 TrainConfig(epochs=2, batch_size=16, eval_every=1, patience=2)).fit(data)
     assert off.knn is None and off.beta == 0.0
+
+
+def test_an_ease_channel_chooses_its_weight_on_validation_and_keeps_it_when_served(monkeypatch) -> None:
+    from kgrec.model.baselines import EASE
+
+    data, text = three_taste_blocks()
+    model = KGRec(text, None, KGRecConfig(dim=8, num_layers=1, neighbourhood_model="ease"),
+                  TrainConfig(epochs=2, batch_size=64, eval_every=1, patience=2)).fit(data)
+    assert isinstance(model.knn, EASE) and model.channel_lambda == model.knn.lam in EASE().lambdas
+    chosen = model.channel_lambda
+    fits: list[tuple] = []
+    real_fit = EASE.fit
+    monkeypatch.setattr(EASE, "fit", lambda self, d: fits.append(self.lambdas) or real_fit(self, d))
+    model.serve_on(data)  # refitted on the serving data with the weight it chose, not chosen again
+    assert fits == [(chosen,)] and model.knn.lam == chosen
+    loaded = KGRec(config=KGRecConfig(neighbourhood_model="ease"))
+    loaded.use_neighbourhood(data, 1234.0)  # a checkpoint's weight
+    assert loaded.knn.lam == 1234.0 and loaded.channel_lambda == 1234.0
+    assert KGRec(config=KGRecConfig(neighbourhood=False)).use_neighbourhood(data) is None
+    with pytest.raises(KgrecError, match="'neighbourhood_model' \\(got 'knn'\\) must be one of itemknn, ease"):
+        KGRecConfig(neighbourhood_model="knn")
 
 
 def test_cold_items_are_placed_among_the_anchors_by_content() -> None:

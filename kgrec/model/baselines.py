@@ -247,7 +247,7 @@ class EASE:
 
 
 def _ease_weights(gram: Tensor, lam: float) -> Tensor:
-    """EASE's :math:`B` for one :math:`\lambda` from :math:`X^\top X` (float64; a Cholesky inverse)."""
+    r"""EASE's :math:`B` for one :math:`\lambda` from :math:`X^\top X` (float64; a Cholesky inverse)."""
     regularised = gram.clone()
     regularised.diagonal().add_(lam)
     p = torch.cholesky_inverse(torch.linalg.cholesky(regularised))

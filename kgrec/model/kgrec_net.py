@@ -342,14 +342,9 @@ class KGRecNet(nn.Module):
     def _entities(self, index: Tensor | None = None) -> Tensor:
         """``[num_entities, d]`` entity representations (or those of the entities ``index``): id embedding
         plus the text MLP where there is text."""
-        if index is None:
-            z = self.entity_emb.weight
-            if self.entity_text is not None:
-                z = z + self.text_mlp(self.entity_text)
-            return z
-        z = self.entity_emb(index)
+        z = self.entity_emb.weight if index is None else self.entity_emb(index)
         if self.entity_text is not None:
-            z = z + self.text_mlp(self.entity_text[index])
+            z = z + self.text_mlp(self.entity_text if index is None else self.entity_text[index])
         return z
 
     def _attend(self, item_base: Tensor, kg_item: Tensor, kg_relation: Tensor, kg_entity: Tensor,
@@ -705,7 +700,6 @@ class KGRec:
         if self.config.rating_weight > 0:  # moved to the training device once, not per batch
             ratings = tuple(t.to(self.train_config.torch_device) for t in self._rating_lookup(data))
 
-        batch_loss = self._full_loss(generator, data, ratings)
         batches = None
         if self.config.num_neighbors:
             loader = link_loader(propagation_graph(net.adjacency, data.num_users, data.num_items), data,
@@ -715,6 +709,8 @@ class KGRec:
 
             def batches() -> Iterator[tuple[int, tuple[HeteroData]]]:
                 return epoch_batches(loader)
+        else:
+            batch_loss = self._full_loss(generator, data, ratings)
 
         # PyG draws the sampled negatives from torch's global generator
         with seeded(self.train_config.seed + 3) if batches is not None else nullcontext():

@@ -509,6 +509,7 @@ def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: floa
                   neighbourhood_model: str = "itemknn"):
     from kgrec.model.harness import load_data, text_vectors
     from kgrec.model.kgrec_net import KGRecConfig
+    from kgrec.model.sampled import require_sampling
     from kgrec.model.text import TextEncoder
     from kgrec.model.training import TrainConfig
 
@@ -517,10 +518,7 @@ def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: floa
     config = KGRecConfig(dim=dim, num_layers=layers, rating_weight=rating_weight, negatives=negatives,
                          kg_graph=kg_graph, num_neighbors=num_neighbors, neighbourhood_model=neighbourhood_model)
     train.torch_device  # noqa: B018 -- an unavailable device fails here, before the data is read
-    if num_neighbors:
-        from kgrec.model.sampled import require_sampling
-
-        require_sampling()
+    require_sampling(num_neighbors)
     settings = get_settings()
     data = load_data(export_dir)
     if rating_weight > 0 and not data.has_ratings:
@@ -635,6 +633,7 @@ def run_pipeline_cmd(
 ) -> None:
     """Export, train (or load a checkpoint), score, write back and activate a run."""
     from kgrec.model.kgrec_net import KGRecConfig
+    from kgrec.model.sampled import require_sampling
     from kgrec.model.training import TrainConfig
     from kgrec.pipeline import PipelineConfig, run_pipeline
 
@@ -647,10 +646,7 @@ def run_pipeline_cmd(
     )
     if checkpoint is None:
         config.train.torch_device  # noqa: B018 -- an unavailable device fails here, before the export
-        if num_neighbors:
-            from kgrec.model.sampled import require_sampling
-
-            require_sampling()
+        require_sampling(num_neighbors)
     settings = get_settings()
     with _graph() as graph:
         result = run_pipeline(graph, settings, config, progress=progress, say=console.print)

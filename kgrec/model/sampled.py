@@ -43,12 +43,13 @@ def sampling_available() -> bool:
     return bool(torch_geometric.typing.WITH_PYG_LIB or torch_geometric.typing.WITH_TORCH_SPARSE)
 
 
-def require_sampling() -> None:
-    if not sampling_available():
+def require_sampling(num_neighbors: int) -> None:
+    """A :class:`KgrecError` when ``num_neighbors`` asks for sampled training and PyG cannot sample here."""
+    if num_neighbors and not sampling_available():
         raise KgrecError(
             "neighbour-sampled training (num_neighbors > 0) needs 'pyg-lib' or 'torch-sparse', and neither is "
-            "installed: build torch-sparse with `pip install --no-build-isolation torch-sparse` (make install "
-            "does), or train full-batch with num_neighbors 0"
+            "installed: build them with `pip install --no-build-isolation torch-scatter==2.1.2` and then "
+            "`... torch-sparse==0.6.18` (make install does), or train full-batch with num_neighbors 0"
         )
 
 
@@ -91,7 +92,7 @@ def link_loader(graph: HeteroData, data: RecData, num_neighbors: int, num_layers
     shuffled with ``seed``."""
     if num_neighbors < 1:
         raise KgrecError(f"'num_neighbors' (got {num_neighbors}) must be at least 1 for sampled training")
-    require_sampling()
+    require_sampling(num_neighbors)
     return LinkNeighborLoader(
         graph,
         num_neighbors={edge_type: [num_neighbors] * max(num_layers, 1) for edge_type in graph.edge_types},

@@ -243,8 +243,11 @@ def fit_and_evaluate(key: str, data: RecData, vectors, config: KGRecConfig, trai
         f"{seconds:6.1f} s  peak +{result.peak_rss_mib:.0f} MiB" + (f" (GPU {gpu_peak:.0f} MiB)" if cuda else "")
         + f"  best epoch {result.best_epoch}")
     best = [r.seconds for r in getattr(model, "history", []) if r.epoch == result.best_epoch]
+    basis = getattr(model, "gamma_basis", None)
+    if basis and getattr(model, "lift_basis", ""):
+        basis += f"; cold lift δ = {model.lift:g}, chosen on {model.lift_basis}"
     return Run(key, result, result.peak_rss_mib, getattr(model, "beta", None), gpu_peak, best[0] if best else None,
-               getattr(model, "gamma", None), getattr(model, "gamma_basis", None))
+               getattr(model, "gamma", None), basis)
 
 
 def cold_split(data: RecData, share: float, seed: int = 0) -> tuple[RecData, torch.Tensor]:
@@ -583,13 +586,15 @@ def write_docs(sections: list[dict], args: argparse.Namespace, config: KGRecConf
         "**Cold start.** 10 % of the items that have text or knowledge links lose all their training and "
         "validation interactions to the test split, and another 10 % (disjoint: the cold validation items) lose "
         "their training interactions to the validation split, so that what a model tunes for cold items "
-        "(KGRec's γ) is chosen on items it never trained on; models are retrained and rank the held-out test "
+        "(KGRec's γ and δ) is chosen on items it never trained on; models are retrained and rank the held-out test "
         "items for the users who interacted with them; only the cold items count as relevant. "
         "γ is the weight of KGRec's text channel for cold items (the `KGRec` class docstring), chosen on the "
         "validation pairs on cold items when there are enough, else on pseudo-cold items; each table says "
         "which. `catalogue ndcg@20` is the "
         "stricter protocol: the whole catalogue is ranked (less training and validation items), so a cold item "
-        "must also beat the items with interaction history.",
+        "must also beat the items with interaction history. δ is KGRec's cold lift, a shift of the cold items' "
+        "scores against the warm ones chosen on the whole catalogue's validation ranking (the `KGRec` class "
+        "docstring); it moves the catalogue ranking, not the order of the cold items among themselves.",
         "",
         f"![nDCG@20 per model and dataset]({image.relative_to(docs.parent)})",
         "",
@@ -617,7 +622,8 @@ def write_docs(sections: list[dict], args: argparse.Namespace, config: KGRecConf
 
 
 def gamma_bases(runs: list[Run]) -> list[str]:
-    """One line saying what each KGRec variant chose its γ on (nothing for sections saved before it was kept)."""
+    """One line saying what each KGRec variant chose its γ (and its cold lift δ) on (nothing for sections saved
+    before it was kept)."""
     said = [f"{r.result.model} {r.gamma_basis}" for r in runs if r.gamma_basis]
     return [f"γ chosen on: {'; '.join(said)}.", ""] if said else []
 

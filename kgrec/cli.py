@@ -499,6 +499,9 @@ NumNeighbors = Annotated[int, typer.Option(min=0, help="0: full-batch training; 
 BatchSize = Annotated[int, typer.Option(min=1, help="Training pairs per step.")]
 NeighbourhoodModel = Annotated[str, typer.Option(help="The score's neighbourhood channel: itemknn (cosine) or ease "
                                                  "(stronger on dense data; a dense items x items matrix).")]
+ColdLift = Annotated[bool, typer.Option("--cold-lift/--no-cold-lift", help="Lift the cold items (content, no "
+                                        "interactions) against the warm ones by a shift chosen on validation, so that "
+                                        "new items reach the top of the lists.")]
 RatingWeight = Annotated[float, typer.Option(min=0.0, help="Weight of a rating MSE loss beside BPR (0: no rating "
                                              "head); needs a rating column. Adds test RMSE and MAE.")]
 
@@ -506,7 +509,7 @@ RatingWeight = Annotated[float, typer.Option(min=0.0, help="Weight of a rating M
 def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: float, patience: int, seed: int,
                   device: str, progress: bool, rating_weight: float = 0.0, negatives: int = 8,
                   kg_graph: bool = True, num_neighbors: int = 0, batch_size: int = 8192,
-                  neighbourhood_model: str = "itemknn"):
+                  neighbourhood_model: str = "itemknn", cold_lift: bool = True):
     from kgrec.model.harness import load_data, text_vectors
     from kgrec.model.kgrec_net import KGRecConfig
     from kgrec.model.sampled import require_sampling
@@ -516,7 +519,8 @@ def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: floa
     train = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, eval_every=2, patience=patience, seed=seed,
                         device=device)
     config = KGRecConfig(dim=dim, num_layers=layers, rating_weight=rating_weight, negatives=negatives,
-                         kg_graph=kg_graph, num_neighbors=num_neighbors, neighbourhood_model=neighbourhood_model)
+                         kg_graph=kg_graph, num_neighbors=num_neighbors, neighbourhood_model=neighbourhood_model,
+                         cold_lift=cold_lift)
     train.torch_device  # noqa: B018 -- an unavailable device fails here, before the data is read
     require_sampling(num_neighbors)
     settings = get_settings()
@@ -549,6 +553,7 @@ def train(
     num_neighbors: NumNeighbors = 0,
     batch_size: BatchSize = 8192,
     neighbourhood_model: NeighbourhoodModel = "itemknn",
+    cold_lift: ColdLift = True,
     progress: Progress = True,
 ) -> None:
     """Train KGRec (text + knowledge graph + collaborative signal, attention fusion) on an export."""
@@ -556,7 +561,8 @@ def train(
 
     data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed, device,
                                                                 progress, rating_weight, negatives, kg_graph,
-                                                                num_neighbors, batch_size, neighbourhood_model)
+                                                                num_neighbors, batch_size, neighbourhood_model,
+                                                                cold_lift)
     model = build("kgrec", items, entities, config, train_config, progress)
     result = run("kgrec", model, data)
     path = save_checkpoint(model, out / "kgrec.pt", {"export": str(export), "metrics": result.metrics})
@@ -588,6 +594,7 @@ def evaluate_models(
     num_neighbors: NumNeighbors = 0,
     batch_size: BatchSize = 8192,
     neighbourhood_model: NeighbourhoodModel = "itemknn",
+    cold_lift: ColdLift = True,
     progress: Progress = True,
 ) -> None:
     """Train and compare models on the export's split (full ranking, training items excluded)."""
@@ -595,7 +602,8 @@ def evaluate_models(
 
     data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed, device,
                                                                 progress, rating_weight, negatives, kg_graph,
-                                                                num_neighbors, batch_size, neighbourhood_model)
+                                                                num_neighbors, batch_size, neighbourhood_model,
+                                                                cold_lift)
     results = []
     for name in [m.strip() for m in models.split(",") if m.strip()]:
         console.print(f"[bold]{name}[/bold] ...")
@@ -629,6 +637,7 @@ def run_pipeline_cmd(
     num_neighbors: NumNeighbors = 0,
     batch_size: BatchSize = 8192,
     neighbourhood_model: NeighbourhoodModel = "itemknn",
+    cold_lift: ColdLift = True,
     progress: Progress = True,
 ) -> None:
     """Export, train (or load a checkpoint), score, write back and activate a run."""
@@ -640,7 +649,8 @@ def run_pipeline_cmd(
     config = PipelineConfig(
         run_id=run_id, top_k=top_k, checkpoint=checkpoint, keep_runs=keep_runs,
         model=KGRecConfig(dim=dim, num_layers=layers, rating_weight=rating_weight, negatives=negatives,
-                          kg_graph=kg_graph, num_neighbors=num_neighbors, neighbourhood_model=neighbourhood_model),
+                          kg_graph=kg_graph, num_neighbors=num_neighbors, neighbourhood_model=neighbourhood_model,
+                          cold_lift=cold_lift),
         train=TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, eval_every=2, patience=patience, seed=seed,
                           device=device),
     )

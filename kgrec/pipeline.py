@@ -148,7 +148,8 @@ def run_pipeline(graph: Graph, settings: Settings, config: PipelineConfig = Pipe
         writeback.write_embeddings(graph, run, Label.ITEM, serving.item_ids, items.numpy(), wait=False)
         written = writeback.write_recommendations(graph, run, recommendations)
         counts = {"users": serving.num_users, "items": serving.num_items, "recommendations": written}
-        writeback.complete_run(graph, run, metrics=metrics | {"best_epoch": model.best_epoch, "beta": model.beta}, counts=counts)
+        fitted = {"best_epoch": model.best_epoch, "beta": model.beta, "lift": model.lift}
+        writeback.complete_run(graph, run, metrics=metrics | fitted, counts=counts)
     previous, pruned = None, []
     if config.activate:
         previous = writeback.activate_run(graph, run_id)
@@ -204,7 +205,7 @@ def _save(model: KGRec, run_dir: Path, data: RecData, text_model: str, metrics: 
     torch.save({
         "state_dict": model.net.state_dict(), "config": model.config.as_dict(),
         "train_config": model.train_config.as_dict(), "relation_index": model.relation_index,
-        "best_epoch": model.best_epoch, "beta": model.beta, "gamma": model.gamma, "text_model": text_model,
+        "best_epoch": model.best_epoch, "beta": model.beta, "gamma": model.gamma, "lift": model.lift, "text_model": text_model,
         "placement": model.net.placement, "channel_lambda": model.channel_lambda,
         "metrics": metrics,
         "user_ids": data.user_ids, "item_ids": data.item_ids, "entity_ids": data.entity_ids,
@@ -229,6 +230,7 @@ def _load(path: Path, data: RecData, item_text: torch.Tensor | None = None) -> K
     model.net = build_net(checkpoint)
     model.relation_index = dict(checkpoint["relation_index"])
     model.best_epoch, model.beta = checkpoint.get("best_epoch"), checkpoint.get("beta", 0.0)
+    model.lift = checkpoint.get("lift", 0.0)
     model.net.attach(data, model.relation_index)
     trained = set(checkpoint.get("trained_item_ids", data.item_ids))
     model.net.item_has_id &= torch.tensor([i in trained for i in data.item_ids], dtype=torch.bool)

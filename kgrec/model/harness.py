@@ -193,7 +193,7 @@ def save_checkpoint(model: KGRec, path: Path, extra: dict[str, Any]) -> Path:
         "train_config": model.train_config.as_dict(),
         "relation_index": model.relation_index,
         "best_epoch": model.best_epoch,
-        "beta": model.beta, "gamma": model.gamma, "channel_lambda": model.channel_lambda,
+        "beta": model.beta, "gamma": model.gamma, "lift": model.lift, "channel_lambda": model.channel_lambda,
         **extra,
     }, path)
     return path

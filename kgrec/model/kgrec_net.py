@@ -106,6 +106,7 @@ COLD_NEIGHBOURS = 20  # anchor items a cold item's embedding is drawn from
 COLD_TEMPERATURE = 0.1  # softmax temperature over their content cosines
 BETAS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # weights of the neighbourhood channel tried on validation
 GAMMAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # weights of the cold items' text channel tried on validation
+LIFTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)  # shifts of the cold items' standardised scores tried on validation
 MIN_COLD_VAL_PAIRS = 50  # validation pairs on cold items needed to choose gamma on them (else pseudo-cold)
 PSEUDO_COLD_SHARE = 0.1  # of the items with content and validation interactions, hidden to choose gamma
 NEIGHBOURHOOD_MODELS = ("itemknn", "ease")  # what the neighbourhood channel is (KGRecConfig.neighbourhood_model)
@@ -137,6 +138,8 @@ class KGRecConfig:
         num_neighbors (int): ``0`` trains full-batch; ``k > 0`` trains on neighbour-sampled mini-batches
             (PyG's ``LinkNeighborLoader``, :mod:`kgrec.model.sampled`) with at most ``k`` neighbours per node,
             edge type and hop, for graphs whose full-batch training does not fit. (default: ``0``)
+        cold_lift (bool): choose on validation a shift :math:`\delta` of the cold items' scores against the warm
+            ones (:class:`KGRec`); off: :math:`\delta = 0`. (default: ``True``)
     """
 
     dim: int = 64
@@ -151,6 +154,7 @@ class KGRecConfig:
     kg_graph: bool = True
     num_neighbors: int = 0
     neighbourhood_model: str = "itemknn"
+    cold_lift: bool = True
 
     def __post_init__(self) -> None:
         if self.neighbourhood_model not in NEIGHBOURHOOD_MODELS:
@@ -174,8 +178,9 @@ class KGRecConfig:
 
     @classmethod
     def from_saved(cls, saved: dict[str, object]) -> KGRecConfig:
-        """The config a checkpoint saved; one saved before ``kg_graph`` existed propagated without entities."""
-        return cls(**{"kg_graph": False, **saved})
+        """The config a checkpoint saved; one saved before ``kg_graph`` existed propagated without entities,
+        one saved before ``cold_lift`` existed did not lift cold items."""
+        return cls(**{"kg_graph": False, "cold_lift": False, **saved})
 
 
 class KGRecNet(nn.Module):
@@ -651,8 +656,17 @@ class KGRec:
     the other anchors) without retraining; their training interactions still shaped the user embeddings,
     so this fallback favours the embeddings. The cold items' placement (:attr:`KGRecNet.placement`, by
     learned content or by text) is chosen the same way, jointly with :math:`\gamma`. :attr:`gamma_basis`
-    says what they were chosen on. Embedding lookups (the vector index, on-the-fly scores) use the
-    embedding term alone.
+    says what they were chosen on.
+
+    Placed among the anchors by averaging, cold items score below the warm ones (an average of item
+    vectors has a smaller norm), so a whole-catalogue ranking hardly ever shows them. With
+    ``config.cold_lift`` they are shifted as a group, :math:`s_{ui} \leftarrow s_{ui} + \delta` for
+    :math:`i \in C` (:math:`\delta` in units of the user's standardised score), with :math:`\delta \in`
+    ``LIFTS`` chosen, after :math:`\beta` and :math:`\gamma`, by the validation nDCG@``val_k`` of the
+    whole catalogue, when validation holds at least ``MIN_COLD_VAL_PAIRS`` pairs on cold items (else
+    :math:`\delta = 0`): new items then reach the top of the list as often as validation says they
+    should (``benchmarks/results/cold-lift/``). :attr:`lift_basis` says what it was chosen on. Embedding
+    lookups (the vector index, on-the-fly scores) use the embedding term alone.
 
     Args:
         item_vectors (torch.Tensor, optional): ``[num_items, t]`` text vectors of the items (zeros: no text).
@@ -683,6 +697,8 @@ class KGRec:
         self.text: TextSimilarity | None = None  # the cold items' text channel
         self.gamma: float = 0.0
         self.gamma_basis: str = ""  # what gamma and the placement were chosen on (_choose_cold)
+        self.lift: float = 0.0  # delta, the cold items' shift (class docstring)
+        self.lift_basis: str = ""  # what the lift was chosen on (_choose_lift)
 
     def fit(self, data: RecData) -> KGRec:
         self.relation_index = {name: k for k, name in enumerate(sorted(data.item_entity))}
@@ -723,6 +739,8 @@ class KGRec:
         if self.config.use_text and self.item_vectors is not None:
             self.text = TextSimilarity(self.item_vectors).fit(data)
             self.gamma = self._choose_cold(data)
+        if self.config.cold_lift:
+            self.lift = self._choose_lift(data)
         return self
 
     def use_neighbourhood(self, data: RecData, channel_lambda: float | None = None) -> None:
@@ -803,6 +821,27 @@ class KGRec:
         self.net.set_placement(placement)
         self.gamma_basis = f"{basis}, placed by {placement}"
         return gamma
+
+    def _choose_lift(self, data: RecData) -> float:
+        r"""The cold items' shift :math:`\delta` of ``LIFTS`` with the best validation nDCG@``val_k`` of the
+        whole catalogue (ties: the smallest); ``0.0`` when validation holds fewer than ``MIN_COLD_VAL_PAIRS``
+        pairs on cold items. Sets :attr:`lift_basis`."""
+        self.lift = 0.0
+        with torch.no_grad():
+            self.net.embeddings()
+        cold_map = self.net.cold_map
+        on_cold = int(torch.isin(data.val[1], cold_map[0].cpu()).sum()) if cold_map is not None else 0
+        if on_cold < MIN_COLD_VAL_PAIRS:
+            self.lift_basis = f"{on_cold} validation pairs on cold items: too few, no lift"
+            return 0.0
+        k = self.train_config.val_k
+        scores = {}
+        for lift in LIFTS:
+            self.lift = lift
+            scores[lift] = evaluate(self, data, "val", ks=(k,))[f"ndcg@{k}"]
+        self.lift = 0.0
+        self.lift_basis = f"the whole catalogue's validation, {on_cold} pairs on cold items"
+        return max(LIFTS, key=lambda x: (scores[x], -x))
 
     def _choose_gamma(self, data: RecData) -> tuple[float, float]:
         """``(gamma, its nDCG)``: the weight of the cold items' text channel with the best nDCG@``val_k`` of
@@ -912,7 +951,8 @@ class KGRec:
         scores = u[users.long().to(u.device)] @ i.T
         use_knn = self.knn is not None and bool(self.beta)
         use_text = self.text is not None and cold_map is not None  # standardised whatever gamma: same order
-        if not use_knn and not use_text:
+        lift = self.lift if cold_map is not None else 0.0
+        if not use_knn and not use_text and not lift:
             return scores
         scores = _standardise(scores)
         if use_knn:
@@ -928,6 +968,8 @@ class KGRec:
             cold = cold_map[0].to(scores.device)
             text = self.text.score(users.cpu()).to(scores.device)[:, cold]
             scores[:, cold] = reorder_by(scores[:, cold], text, gamma)
+        if lift:
+            scores[:, cold_map[0].to(scores.device)] += lift
         return scores
 
     def use_text_channel(self, item_vectors: Tensor | None, data: RecData, gamma: float) -> None:

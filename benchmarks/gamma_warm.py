@@ -4,7 +4,9 @@ KGRec chooses γ on cold items ranked among themselves (:class:`kgrec.model.kgre
 KGRec once on a dataset snapshot and prints validation and test nDCG@20 of the whole-catalogue ranking —
 where cold items compete with the warm ones — for every γ in ``GAMMAS``, for the channel KGRec uses (it
 reorders the cold items and keeps their per-user mean and spread) and, side by side, for the earlier one
-(γ · z_u(text) added to every cold item, which lifts them as a group).
+(γ · z_u(text) added to every cold item, which lifts them as a group). The γ table is without the cold
+lift δ (``KGRec.lift``, a shift of every cold item chosen on the whole catalogue's validation ranking); a
+second table gives the same figures for every δ in ``LIFTS``, at the γ KGRec chose.
 
 Usage: ``.venv/bin/python benchmarks/gamma_warm.py SNAPSHOT.pt [--device cuda] [--threads 2]`` (a snapshot from
 ``benchmarks/quality.py --save-snapshots DIR``). A run on 2 CPU cores: ``benchmarks/results/gamma-warm/``.
@@ -23,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import load_snapshot, parse_args, schedule  # noqa: E402
 
 from kgrec.model.evaluate import evaluate  # noqa: E402
-from kgrec.model.kgrec_net import GAMMAS, KGRec, KGRecConfig, _standardise  # noqa: E402
+from kgrec.model.kgrec_net import GAMMAS, LIFTS, KGRec, KGRecConfig, _standardise  # noqa: E402
 
 
 class Lifted:
@@ -55,7 +57,9 @@ def main() -> None:
     began = time.perf_counter()
     model = KGRec(item_vectors, entity_vectors, KGRecConfig(), train).fit(data)
     print(f"{args.snapshot.name}: trained in {time.perf_counter() - began:.0f} s, best epoch {model.best_epoch}, "
-          f"beta {model.beta}, gamma {model.gamma} chosen on {model.gamma_basis}", flush=True)
+          f"beta {model.beta}, gamma {model.gamma} chosen on {model.gamma_basis}, lift {model.lift} chosen on "
+          f"{model.lift_basis}", flush=True)
+    chosen_gamma, chosen_lift, model.lift = model.gamma, model.lift, 0.0
     cold = model.net.cold_map[0] if model.net.cold_map is not None else torch.empty(0, dtype=torch.long)
     share = torch.isin(data.test[1], cold).float().mean().item()
     print(f"cold items (content, no training interaction): {cold.numel()}; share of test pairs on them: {share:.3f}")
@@ -66,6 +70,12 @@ def main() -> None:
         figures = [evaluate(m, data, split, ks=(20,)) for m in (model, lifted) for split in ("val", "test")]
         print(f"gamma {gamma}: reorder {figures[0]['ndcg@20']:.4f} {figures[1]['ndcg@20']:.4f} {figures[1]['recall@20']:.4f}"
               f"  | lift {figures[2]['ndcg@20']:.4f} {figures[3]['ndcg@20']:.4f} {figures[3]['recall@20']:.4f}", flush=True)
+    model.gamma = chosen_gamma
+    print(f"cold lift delta at gamma {chosen_gamma} (chosen: {chosen_lift}): val ndcg@20, test ndcg@20, test recall@20")
+    for lift in LIFTS:
+        model.lift = lift
+        val, test = (evaluate(model, data, split, ks=(20,)) for split in ("val", "test"))
+        print(f"delta {lift}: {val['ndcg@20']:.4f} {test['ndcg@20']:.4f} {test['recall@20']:.4f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -245,7 +245,7 @@ def fit_and_evaluate(key: str, data: RecData, vectors, config: KGRecConfig, trai
     best = [r.seconds for r in getattr(model, "history", []) if r.epoch == result.best_epoch]
     basis = getattr(model, "gamma_basis", None)
     if basis and getattr(model, "lift_basis", ""):
-        basis += f"; cold lift δ = {model.lift:g}, chosen on {model.lift_basis}"
+        basis += f"; cold lift δ = {model.lift:g}, {model.lift_basis}"
     return Run(key, result, result.peak_rss_mib, getattr(model, "beta", None), gpu_peak, best[0] if best else None,
                getattr(model, "gamma", None), basis)
 

@@ -832,7 +832,7 @@ class KGRec:
         cold_map = self.net.cold_map
         on_cold = int(torch.isin(data.val[1], cold_map[0].cpu()).sum()) if cold_map is not None else 0
         if on_cold < MIN_COLD_VAL_PAIRS:
-            self.lift_basis = f"{on_cold} validation pairs on cold items: too few, no lift"
+            self.lift_basis = f"{on_cold} validation pairs on cold items: too few to choose on"
             return 0.0
         k = self.train_config.val_k
         scores = {}
@@ -840,7 +840,7 @@ class KGRec:
             self.lift = lift
             scores[lift] = evaluate(self, data, "val", ks=(k,))[f"ndcg@{k}"]
         self.lift = 0.0
-        self.lift_basis = f"the whole catalogue's validation, {on_cold} pairs on cold items"
+        self.lift_basis = f"chosen on the whole catalogue's validation ({on_cold} pairs on cold items)"
         return max(LIFTS, key=lambda x: (scores[x], -x))
 
     def _choose_gamma(self, data: RecData) -> tuple[float, float]:

@@ -401,7 +401,7 @@ def test_the_cold_lift_shifts_only_the_cold_items_and_is_chosen_on_the_whole_cat
     model = KGRec(text, None, KGRecConfig(dim=8, num_layers=1),
                   TrainConfig(epochs=3, batch_size=64, eval_every=1, patience=3)).fit(data)
     cold = model.net.cold_map[0]
-    assert model.lift_basis == "the whole catalogue's validation, 90 pairs on cold items"
+    assert model.lift_basis == "chosen on the whole catalogue's validation (90 pairs on cold items)"
     chosen, scores = model.lift, {}
     for lift in LIFTS:
         model.lift = lift
@@ -426,7 +426,7 @@ def test_no_cold_lift_without_enough_validation_pairs_on_cold_items_or_when_off(
     fit = lambda config: KGRec(text, None, config, TrainConfig(epochs=1, batch_size=64, eval_every=1,  # noqa: E731
                                                                 patience=1)).fit(data)
     model = fit(KGRecConfig(dim=8, num_layers=1))
-    assert model.lift == 0.0 and model.lift_basis.endswith("too few, no lift")
+    assert model.lift == 0.0 and model.lift_basis.endswith("too few to choose on")
     cold_data, _ = three_taste_blocks(cold_per_block=5)
     off = KGRec(text, None, KGRecConfig(dim=8, num_layers=1, cold_lift=False),
                 TrainConfig(epochs=1, batch_size=64, eval_every=1, patience=1)).fit(cold_data)

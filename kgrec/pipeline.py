@@ -205,8 +205,8 @@ def _save(model: KGRec, run_dir: Path, data: RecData, text_model: str, metrics: 
     torch.save({
         "state_dict": model.net.state_dict(), "config": model.config.as_dict(),
         "train_config": model.train_config.as_dict(), "relation_index": model.relation_index,
-        "best_epoch": model.best_epoch, "beta": model.beta, "gamma": model.gamma, "lift": model.lift, "text_model": text_model,
-        "placement": model.net.placement, "channel_lambda": model.channel_lambda,
+        "best_epoch": model.best_epoch, "beta": model.beta, "gamma": model.gamma, "lift": model.lift,
+        "text_model": text_model, "placement": model.net.placement, "channel_lambda": model.channel_lambda,
         "metrics": metrics,
         "user_ids": data.user_ids, "item_ids": data.item_ids, "entity_ids": data.entity_ids,
         "trained_item_ids": [data.item_ids[k] for k in torch.nonzero(model.net.item_has_id).flatten().tolist()],

@@ -702,6 +702,7 @@ class KGRec:
 
     def fit(self, data: RecData) -> KGRec:
         self.relation_index = {name: k for k, name in enumerate(sorted(data.item_entity))}
+        self.lift, self.lift_basis = 0.0, ""  # a refit chooses beta and gamma without the last fit's lift
         with seeded(self.train_config.seed):
             net = KGRecNet(
                 data.num_users, data.num_items, data.num_entities, len(self.relation_index),

@@ -422,14 +422,12 @@ def test_the_cold_lift_shifts_only_the_cold_items_and_is_chosen_on_the_whole_cat
 
 
 def test_no_cold_lift_without_enough_validation_pairs_on_cold_items_or_when_off() -> None:
+    schedule = TrainConfig(epochs=1, batch_size=64, eval_every=1, patience=1)
     data, text = three_taste_blocks()  # no cold items in validation
-    fit = lambda config: KGRec(text, None, config, TrainConfig(epochs=1, batch_size=64, eval_every=1,  # noqa: E731
-                                                                patience=1)).fit(data)
-    model = fit(KGRecConfig(dim=8, num_layers=1))
-    assert model.lift == 0.0 and model.lift_basis.endswith("too few to choose on")
+    model = KGRec(text, None, KGRecConfig(dim=8, num_layers=1), schedule).fit(data)
+    assert model.lift == 0.0 and model.lift_basis == "0 validation pairs on cold items: too few to choose on"
     cold_data, _ = three_taste_blocks(cold_per_block=5)
-    off = KGRec(text, None, KGRecConfig(dim=8, num_layers=1, cold_lift=False),
-                TrainConfig(epochs=1, batch_size=64, eval_every=1, patience=1)).fit(cold_data)
+    off = KGRec(text, None, KGRecConfig(dim=8, num_layers=1, cold_lift=False), schedule).fit(cold_data)
     assert off.lift == 0.0 and off.lift_basis == ""
     assert KGRecConfig.from_saved({"dim": 8}).cold_lift is False  # a checkpoint from before the lift
 

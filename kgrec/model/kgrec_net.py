@@ -835,14 +835,8 @@ class KGRec:
         if on_cold < MIN_COLD_VAL_PAIRS:
             self.lift_basis = f"{on_cold} validation pairs on cold items: too few to choose on"
             return 0.0
-        k = self.train_config.val_k
-        scores = {}
-        for lift in LIFTS:
-            self.lift = lift
-            scores[lift] = evaluate(self, data, "val", ks=(k,))[f"ndcg@{k}"]
-        self.lift = 0.0
         self.lift_basis = f"chosen on the whole catalogue's validation ({on_cold} pairs on cold items)"
-        return max(LIFTS, key=lambda x: (scores[x], -x))
+        return self._best_on_validation(data, "lift", LIFTS)
 
     def _choose_gamma(self, data: RecData) -> tuple[float, float]:
         """``(gamma, its nDCG)``: the weight of the cold items' text channel with the best nDCG@``val_k`` of
@@ -920,12 +914,19 @@ class KGRec:
         validation interactions)."""
         if not data.val.numel():
             return 1.0
+        return self._best_on_validation(data, "beta", BETAS)
+
+    def _best_on_validation(self, data: RecData, attribute: str, values: tuple[float, ...]) -> float:
+        """The one of ``values`` that, set as ``attribute`` of the served score, gives the best validation
+        nDCG@``val_k`` of the whole catalogue (ties: the smallest); the attribute is left at it."""
         k = self.train_config.val_k
         scores = {}
-        for beta in BETAS:
-            self.beta = beta
-            scores[beta] = evaluate(self, data, "val", ks=(k,))[f"ndcg@{k}"]
-        return max(BETAS, key=lambda b: (scores[b], -b))
+        for value in values:
+            setattr(self, attribute, value)
+            scores[value] = evaluate(self, data, "val", ks=(k,))[f"ndcg@{k}"]
+        best = max(values, key=lambda x: (scores[x], -x))
+        setattr(self, attribute, best)
+        return best
 
     def serve_on(self, data: RecData) -> None:
         """Point the trained model at ``data`` (for serving: every interaction as history): the propagation

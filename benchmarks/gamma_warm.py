@@ -57,8 +57,8 @@ def main() -> None:
     began = time.perf_counter()
     model = KGRec(item_vectors, entity_vectors, KGRecConfig(), train).fit(data)
     print(f"{args.snapshot.name}: trained in {time.perf_counter() - began:.0f} s, best epoch {model.best_epoch}, "
-          f"beta {model.beta}, gamma {model.gamma} chosen on {model.gamma_basis}, lift {model.lift} chosen on "
-          f"{model.lift_basis}", flush=True)
+          f"beta {model.beta}, gamma {model.gamma} chosen on {model.gamma_basis}, lift {model.lift} "
+          f"({model.lift_basis})", flush=True)
     chosen_gamma, chosen_lift, model.lift = model.gamma, model.lift, 0.0
     cold = model.net.cold_map[0] if model.net.cold_map is not None else torch.empty(0, dtype=torch.long)
     share = torch.isin(data.test[1], cold).float().mean().item()

@@ -244,8 +244,8 @@ def fit_and_evaluate(key: str, data: RecData, vectors, config: KGRecConfig, trai
         + f"  best epoch {result.best_epoch}")
     best = [r.seconds for r in getattr(model, "history", []) if r.epoch == result.best_epoch]
     basis = getattr(model, "gamma_basis", None)
-    if basis and getattr(model, "lift_basis", ""):
-        basis += f"; cold lift δ = {model.lift:g}, {model.lift_basis}"
+    if getattr(model, "lift_basis", ""):
+        basis = (f"{basis}; " if basis else "") + f"cold lift δ = {model.lift:g}, {model.lift_basis}"
     return Run(key, result, result.peak_rss_mib, getattr(model, "beta", None), gpu_peak, best[0] if best else None,
                getattr(model, "gamma", None), basis)
 

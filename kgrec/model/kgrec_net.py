@@ -828,8 +828,7 @@ class KGRec:
         whole catalogue (ties: the smallest); ``0.0`` when validation holds fewer than ``MIN_COLD_VAL_PAIRS``
         pairs on cold items. Sets :attr:`lift_basis`."""
         self.lift = 0.0
-        with torch.no_grad():
-            self.net.embeddings()
+        self.net.embeddings()  # sets cold_map
         cold_map = self.net.cold_map
         on_cold = int(torch.isin(data.val[1], cold_map[0].cpu()).sum()) if cold_map is not None else 0
         if on_cold < MIN_COLD_VAL_PAIRS:

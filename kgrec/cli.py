@@ -498,7 +498,8 @@ NumNeighbors = Annotated[int, typer.Option(min=0, help="0: full-batch training; 
                                            "for graphs whose full-batch training does not fit; needs torch-sparse.")]
 BatchSize = Annotated[int, typer.Option(min=1, help="Training pairs per step.")]
 NeighbourhoodModel = Annotated[str, typer.Option(help="The score's neighbourhood channel: itemknn (cosine) or ease "
-                                                 "(stronger on dense data; a dense items x items matrix).")]
+                                                 "(stronger; with the knowledge graph, entities as extra rows; one dense inversion of the smaller of "
+                                                 "users and items).")]
 ColdLift = Annotated[bool, typer.Option("--cold-lift/--no-cold-lift", help="Lift the cold items (content, no "
                                         "interactions) against the warm ones by a shift chosen on validation, so that "
                                         "new items reach the top of the lists.")]

@@ -207,6 +207,7 @@ def _save(model: KGRec, run_dir: Path, data: RecData, text_model: str, metrics: 
         "train_config": model.train_config.as_dict(), "relation_index": model.relation_index,
         "best_epoch": model.best_epoch, "beta": model.beta, "gamma": model.gamma, "lift": model.lift,
         "text_model": text_model, "placement": model.net.placement, "channel_lambda": model.channel_lambda,
+        "channel_knowledge": model.channel_knowledge,
         "metrics": metrics,
         "user_ids": data.user_ids, "item_ids": data.item_ids, "entity_ids": data.entity_ids,
         "trained_item_ids": [data.item_ids[k] for k in torch.nonzero(model.net.item_has_id).flatten().tolist()],
@@ -234,6 +235,6 @@ def _load(path: Path, data: RecData, item_text: torch.Tensor | None = None) -> K
     model.net.attach(data, model.relation_index)
     trained = set(checkpoint.get("trained_item_ids", data.item_ids))
     model.net.item_has_id &= torch.tensor([i in trained for i in data.item_ids], dtype=torch.bool)
-    model.use_neighbourhood(data, checkpoint.get("channel_lambda"))
+    model.use_neighbourhood(data, checkpoint.get("channel_lambda"), checkpoint.get("channel_knowledge"))
     model.use_text_channel(item_text, data, checkpoint.get("gamma", 0.0))
     return model

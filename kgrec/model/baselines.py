@@ -185,65 +185,146 @@ class ItemKNN:
 
 
 EASE_LAMBDAS = (100.0, 200.0, 500.0, 1000.0, 2000.0)  # L2 weights EASE tries on validation
-EASE_MAX_ITEMS = 40_000  # a dense items x items matrix: 12.8 GB in float64 at this size
+EASE_MAX_SIDE = 40_000  # EASE inverts a dense min(rows, items)-square matrix: 12.8 GB in float64 at this size
+KNOWLEDGE_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)  # weights of the knowledge rows KGRec's EASE channel tries
 
 
 class EASE:
     r"""Embarrassingly Shallow Autoencoder (Steck, `"Embarrassingly Shallow Autoencoders for Sparse Data"
     <https://arxiv.org/abs/1905.03375>`_): the item-item weights :math:`B` that best reconstruct the binary
-    training matrix :math:`X` from the other items, in closed form,
+    training matrix :math:`X \in \{0, 1\}^{U \times I}` from the other items, in closed form,
 
     .. math::
         \min_B \lVert X - XB \rVert_F^2 + \lambda \lVert B \rVert_F^2 \ \text{s.t.}\ \operatorname{diag}(B) = 0
-        \quad\Rightarrow\quad P = (X^\top X + \lambda I)^{-1}, \quad B_{ij} = -P_{ij} / P_{jj} \ (i \ne j),
+        \quad\Rightarrow\quad P = (X^\top X + \lambda I)^{-1}, \quad B = I - P \operatorname{diag}(P)^{-1},
 
-    scored :math:`\hat{y}_u = \mathbf{x}_u B`. A strong, simple baseline on dense data: one inversion of an
-    items × items matrix (dense: :math:`O(I^2)` memory, :math:`O(I^3)` time), so it refuses catalogues above
-    ``EASE_MAX_ITEMS``. :math:`\lambda` is chosen among ``lambdas`` by validation nDCG@``val_k`` (the first,
-    without validation interactions), one inversion each.
+    scored :math:`\hat{y}_u = \mathbf{x}_u B`. A strong, simple baseline on dense data.
+
+    **Knowledge rows** (off by default; KGRec's channel uses them): with ``knowledge_weights`` other than
+    ``(0,)``, the reconstructed matrix gains one row per entity linked to two or more items, with weight
+    :math:`\alpha` on the items it is linked to (any relation), :math:`X_a = [X; \alpha S]` — entities as
+    pseudo-users, side information in the Gram matrix only (Jeunen, Van Balen and Goethals,
+    `"Closed-Form Models for Collaborative Filtering with Side-Information"
+    <https://doi.org/10.1145/3383313.3418480>`_). Users are still scored from their own rows. :math:`\alpha`
+    is chosen on validation after :math:`\lambda` (at the first weight), with :math:`\alpha = 0` among
+    the candidates, so the knowledge is used only where validation says it helps.
+
+    With fewer items than rows it inverts the items × items matrix and keeps :math:`B`. With fewer rows
+    than items (HetRec Last.FM-2k: 1,892 users, 17,632 artists) it never forms :math:`B`: by the Woodbury
+    identity, with :math:`K = X_a X_a^\top + \lambda I` (rows × rows),
+
+    .. math::
+        X_a P = K^{-1} X_a, \qquad P_{jj} = \bigl(1 - \mathbf{a}_j^\top K^{-1} \mathbf{a}_j\bigr) / \lambda,
+        \qquad \mathbf{x}_u B = \mathbf{x}_u - (K^{-1} X_a)_u \operatorname{diag}(P)^{-1},
+
+    (:math:`\mathbf{a}_j` the :math:`j`-th column of :math:`X_a`), so it keeps the users' rows of
+    :math:`K^{-1}` and :math:`\operatorname{diag}(P)`. Either way one dense inversion of the smaller side
+    (:math:`O(\min(R, I)^2)` memory, :math:`O(\min(R, I)^3)` time for :math:`R` rows; it refuses when both
+    sides exceed ``EASE_MAX_SIDE``) and the same scores. :math:`\lambda` is chosen among ``lambdas`` by
+    validation nDCG@``val_k`` (the first, without validation interactions), one inversion each.
 
     Args:
         lambdas (tuple of float): the L2 weights tried. (default: ``EASE_LAMBDAS``)
         val_k (int): the cut-off of the validation nDCG. (default: ``20``)
+        knowledge_weights (tuple of float): the weights :math:`\alpha \ge 0` of the knowledge rows tried
+            (the first without validation interactions). (default: ``(0.0,)``, no knowledge)
     """
 
     name = "EASE"
 
-    def __init__(self, lambdas: tuple[float, ...] = EASE_LAMBDAS, val_k: int = 20) -> None:
+    def __init__(self, lambdas: tuple[float, ...] = EASE_LAMBDAS, val_k: int = 20,
+                 knowledge_weights: tuple[float, ...] = (0.0,)) -> None:
         if not lambdas or min(lambdas) <= 0:
             raise KgrecError(f"'lambdas' (got {lambdas}) must be one or more positive weights")
+        if not knowledge_weights or min(knowledge_weights) < 0:
+            raise KgrecError(f"'knowledge_weights' (got {knowledge_weights}) must be one or more weights >= 0")
         self.lambdas, self.val_k = tuple(float(v) for v in lambdas), val_k
+        self.knowledge_weights = tuple(float(v) for v in knowledge_weights)
         self.lam: float | None = None
-        self.weights: Tensor | None = None  # B, [I, I] float32
+        self.knowledge_weight: float | None = None  # the alpha chosen (0: no knowledge rows)
+        self.weights: Tensor | None = None  # B, [I, I] float32 (fewer items than rows)
+        self._kinv: np.ndarray | None = None  # the users' rows of K^-1, [U, R] float64 (fewer rows than items)
+        self._scale: np.ndarray | None = None  # 1 / P_jj, [I] float64, beside K^-1
+        self._rows: sp.csr_matrix | None = None  # X_a, beside K^-1
         self._train: sp.csr_matrix | None = None
+
+    @property
+    def dual(self) -> bool:
+        """Whether the fit went over rows (fewer rows than items) rather than items."""
+        return self._kinv is not None
 
     def fit(self, data: RecData) -> EASE:
         from kgrec.model.evaluate import evaluate
 
-        if data.num_items > EASE_MAX_ITEMS:
-            raise KgrecError(f"EASE holds a dense {data.num_items:,} x {data.num_items:,} matrix; it refuses more "
-                             f"than {EASE_MAX_ITEMS:,} items")
+        validate = bool(data.val.numel())
+        alphas = self.knowledge_weights if validate else self.knowledge_weights[:1]
+        side = knowledge_rows(data) if max(alphas) > 0 else None
+        if side is None or side.shape[0] == 0:
+            side, alphas = None, (0.0,)
+        rows = data.num_users + (side.shape[0] if side is not None else 0)
+        if min(rows, data.num_items) > EASE_MAX_SIDE:
+            raise KgrecError(f"EASE inverts a dense {min(rows, data.num_items):,}-square matrix ({rows:,} rows, "
+                             f"{data.num_items:,} items); it refuses more than {EASE_MAX_SIDE:,} on both sides")
         x = _binary(data.train_matrix)
         self._train = x
-        gram = torch.from_numpy((x.T @ x).toarray()).double()
-        scores: dict[float, float] = {}
-        for lam in self.lambdas if data.val.numel() else self.lambdas[:1]:
-            self.lam, self.weights = lam, _ease_weights(gram, lam)
-            if data.val.numel() and len(self.lambdas) > 1:
-                scores[lam] = evaluate(self, data, "val", ks=(self.val_k,))[f"ndcg@{self.val_k}"]
+        lams = self.lambdas if validate else self.lambdas[:1]
+        search = validate and len(lams) * len(alphas) > 1
+        scores: dict[tuple[float, float], float] = {}
+
+        def trial(lam: float, alpha: float) -> None:
+            self._solve(x, side, lam, alpha)
+            if search:
+                scores[lam, alpha] = evaluate(self, data, "val", ks=(self.val_k,))[f"ndcg@{self.val_k}"]
+
+        for lam in lams:
+            trial(lam, alphas[0])
+        if len(alphas) > 1:
+            lam = max(lams, key=lambda v: (scores[v, alphas[0]], -v))
+            for alpha in alphas[1:]:
+                trial(lam, alpha)
         if scores:
-            best = max(self.lambdas, key=lambda v: (scores[v], -v))
-            if best != self.lam:
-                self.lam, self.weights = best, _ease_weights(gram, best)
+            best = max(scores, key=lambda key: (scores[key], -key[1], -key[0]))
+            if best != (self.lam, self.knowledge_weight):
+                self._solve(x, side, *best)
         return self
 
+    def _solve(self, x: sp.csr_matrix, side: sp.csr_matrix | None, lam: float, alpha: float) -> None:
+        r"""Fit for one :math:`\lambda` and knowledge weight :math:`\alpha`, over the smaller side."""
+        self.lam, self.knowledge_weight = lam, alpha
+        rows = sp.vstack([x, side * alpha]).tocsr() if alpha and side is not None else x
+        self.weights = self._kinv = self._scale = self._rows = None
+        if rows.shape[0] < rows.shape[1]:
+            gram = torch.from_numpy((rows @ rows.T).toarray()).double()
+            self._kinv, self._scale = _ease_dual(rows, gram, lam, x.shape[0])
+            self._rows = rows
+        else:
+            self.weights = _ease_weights(torch.from_numpy((rows.T @ rows).toarray()).double(), lam)
+
     def score(self, users: Tensor) -> Tensor:
-        weights = _fitted(self, self.weights)
-        rows = self._train[_check_users(users, self._train.shape[0]).numpy()]  # [B, I] sparse
-        return torch.from_numpy(np.asarray(rows @ weights.numpy()))
+        x = _fitted(self, self._train)
+        users = _check_users(users, x.shape[0]).numpy()
+        if not self.dual:
+            return torch.from_numpy(np.asarray(x[users] @ self.weights.numpy()))
+        xp = np.asarray(self._rows.T @ self._kinv[users].T).T  # the users' rows of K^-1 X_a = X_a P, [B, I]
+        return torch.from_numpy((x[users].toarray() - xp * self._scale).astype(np.float32))
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}(lambdas={self.lambdas}, lam={self.lam})"
+        knowledge = f", knowledge_weight={self.knowledge_weight}" if self.knowledge_weights != (0.0,) else ""
+        return f"{self.__class__.__name__}(lambdas={self.lambdas}, lam={self.lam}{knowledge})"
+
+
+def knowledge_rows(data: RecData) -> sp.csr_matrix:
+    """``[E', I]`` binary: one row per entity linked (by any relation) to two or more items, ones on its items.
+    An entity with one item says nothing about pairs of items and is left out."""
+    pairs = [p for p in data.item_entity.values() if p.numel()]
+    if not pairs:
+        return sp.csr_matrix((0, data.num_items), dtype=np.float32)
+    items, entities = torch.cat(pairs, dim=1).numpy()
+    s = sp.csr_matrix((np.ones(items.size, dtype=np.float32), (entities, items)),
+                      shape=(data.num_entities, data.num_items))
+    s.sum_duplicates()
+    s.data[:] = 1.0
+    return s[np.flatnonzero(np.diff(s.indptr) >= 2)]
 
 
 def _ease_weights(gram: Tensor, lam: float) -> Tensor:
@@ -255,6 +336,25 @@ def _ease_weights(gram: Tensor, lam: float) -> Tensor:
     b = p.div_(-torch.diagonal(p).clone())
     b.fill_diagonal_(0.0)
     return b.float()
+
+
+def _ease_dual(rows: sp.csr_matrix, gram: Tensor, lam: float, num_users: int,
+               chunk: int = 2**24) -> tuple[np.ndarray, np.ndarray]:
+    r"""EASE over rows for one :math:`\lambda` from :math:`X_a X_a^\top`: the first ``num_users`` rows of
+    :math:`K^{-1}` and :math:`1 / P_{jj}` (float64). :math:`\mathbf{a}_j^\top K^{-1} \mathbf{a}_j` goes over
+    item blocks of about ``chunk`` numbers, so no rows × items matrix is held at once."""
+    regularised = gram.clone()
+    regularised.diagonal().add_(lam)
+    kinv = torch.cholesky_inverse(torch.linalg.cholesky(regularised)).numpy()
+    del regularised
+    columns = sp.csr_matrix(rows.T, dtype=np.float64)  # [I, R]
+    quad = np.empty(columns.shape[0])
+    step = max(1, chunk // max(1, columns.shape[1]))
+    for start in range(0, columns.shape[0], step):
+        block = columns[start:start + step]
+        quad[start:start + step] = np.asarray(block.multiply(block @ kinv).sum(axis=1)).ravel()
+    # 1 - a^T K^-1 a = lambda P_jj > 0; the clip only guards rounding
+    return kinv[:num_users].copy(), lam / np.clip(1.0 - quad, np.finfo(np.float64).tiny, None)
 
 
 class MatrixFactorization(torch.nn.Module):

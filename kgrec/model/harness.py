@@ -194,6 +194,7 @@ def save_checkpoint(model: KGRec, path: Path, extra: dict[str, Any]) -> Path:
         "relation_index": model.relation_index,
         "best_epoch": model.best_epoch,
         "beta": model.beta, "gamma": model.gamma, "lift": model.lift, "channel_lambda": model.channel_lambda,
+        "channel_knowledge": model.channel_knowledge,
         **extra,
     }, path)
     return path

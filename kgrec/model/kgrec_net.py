@@ -95,7 +95,7 @@ from torch_geometric.data import HeteroData
 from torch_geometric.utils import scatter, softmax
 
 from kgrec.errors import KgrecError
-from kgrec.model.baselines import EASE, ItemKNN, TextSimilarity
+from kgrec.model.baselines import EASE, EASE_LAMBDAS, KNOWLEDGE_WEIGHTS, ItemKNN, TextSimilarity
 from kgrec.model.data import RecData
 from kgrec.model.evaluate import evaluate, evaluate_cold_start
 from kgrec.model.sampled import epoch_batches, link_loader, propagation_graph
@@ -133,7 +133,8 @@ class KGRecConfig:
         kg_graph (bool): propagate over the item–entity links too (module docstring). (default: ``True``)
         neighbourhood_model (str): the neighbourhood channel: ``"itemknn"`` (cosine
             :class:`~kgrec.model.baselines.ItemKNN`) or ``"ease"`` (:class:`~kgrec.model.baselines.EASE`, its
-            L2 weight chosen on validation; stronger on dense data, a dense items × items matrix).
+            L2 weight and, with ``use_kg``, the weight of its knowledge rows chosen on validation; stronger,
+            one dense inversion of the smaller of rows and items).
             (default: ``"itemknn"``)
         num_neighbors (int): ``0`` trains full-batch; ``k > 0`` trains on neighbour-sampled mini-batches
             (PyG's ``LinkNeighborLoader``, :mod:`kgrec.model.sampled`) with at most ``k`` neighbours per node,
@@ -633,9 +634,11 @@ class KGRec:
     on validation after training (:math:`\beta = 0`: embeddings alone). Short co-occurrence paths are what
     the embeddings smooth away; on small, dense data they carry much of the signal. With
     ``config.neighbourhood_model = "ease"`` the channel is :class:`~kgrec.model.baselines.EASE`'s score
-    :math:`\mathbf{x}_u B` instead (its L2 weight chosen on validation first; :attr:`channel_lambda`):
-    on ml-latest-small and RecBole's ml-100k it ranks better than ItemKNN's
-    (``benchmarks/results/variants/README.md``), for a dense items × items matrix.
+    :math:`\mathbf{x}_u B` instead, its L2 weight (:attr:`channel_lambda`) chosen on validation first and,
+    with ``config.use_kg``, then the weight of its knowledge rows (:attr:`channel_knowledge`: the entities
+    as pseudo-users of the reconstructed matrix, so items that share entities explain each other; ``0``
+    among the candidates): it ranks better than ItemKNN's (``benchmarks/results/variants/README.md``), for
+    one dense inversion of the smaller of rows and items.
 
     The cold items :math:`C_u` (placed by content, :class:`KGRecNet`) are also ordered by the text channel
     :math:`t_{ui} = \cos(\mathbf{m}_u, \mathbf{v}_i)` of :class:`~kgrec.model.baselines.TextSimilarity`,
@@ -693,6 +696,7 @@ class KGRec:
         self.relation_index: dict[str, int] = {}
         self.knn: ItemKNN | EASE | None = None  # the neighbourhood channel
         self.channel_lambda: float | None = None  # EASE's L2 weight, when the channel is EASE
+        self.channel_knowledge: float | None = None  # the weight of EASE's knowledge rows (0: none)
         self.beta: float = 0.0
         self.text: TextSimilarity | None = None  # the cold items' text channel
         self.gamma: float = 0.0
@@ -744,17 +748,24 @@ class KGRec:
             self.lift = self._choose_lift(data)
         return self
 
-    def use_neighbourhood(self, data: RecData, channel_lambda: float | None = None) -> None:
-        """Fit the neighbourhood channel (``config.neighbourhood_model``) on ``data``; EASE chooses its L2
-        weight on validation, or keeps ``channel_lambda`` (a loaded model's, from its checkpoint), and
-        :attr:`channel_lambda` records it. Without ``config.neighbourhood`` there is no channel."""
+    def use_neighbourhood(self, data: RecData, channel_lambda: float | None = None,
+                          channel_knowledge: float | None = None) -> None:
+        """Fit the neighbourhood channel (``config.neighbourhood_model``) on ``data``. EASE chooses its L2
+        weight and, with ``config.use_kg``, the weight of its knowledge rows
+        (:class:`~kgrec.model.baselines.EASE`, ``KNOWLEDGE_WEIGHTS``) on validation, or keeps
+        ``channel_lambda`` and ``channel_knowledge`` (a loaded model's, from its checkpoint; no knowledge
+        rows when only the first is given); :attr:`channel_lambda` and :attr:`channel_knowledge` record
+        them. Without ``config.neighbourhood`` there is no channel."""
         self.knn = None
         if not self.config.neighbourhood:
             return
         if self.config.neighbourhood_model == "ease":
-            lambdas = (channel_lambda,) if channel_lambda is not None else EASE().lambdas
-            self.knn = EASE(lambdas, val_k=self.train_config.val_k).fit(data)
-            self.channel_lambda = self.knn.lam
+            if channel_lambda is not None:
+                lambdas, weights = (channel_lambda,), (channel_knowledge or 0.0,)
+            else:
+                lambdas, weights = EASE_LAMBDAS, KNOWLEDGE_WEIGHTS if self.config.use_kg else (0.0,)
+            self.knn = EASE(lambdas, val_k=self.train_config.val_k, knowledge_weights=weights).fit(data)
+            self.channel_lambda, self.channel_knowledge = self.knn.lam, self.knn.knowledge_weight
         else:
             self.knn = ItemKNN().fit(data)
 
@@ -936,7 +947,7 @@ class KGRec:
         self.net.attach(data, self.relation_index)
         self.net.item_has_id = self.net.item_has_id & trained
         if self.knn is not None:
-            self.use_neighbourhood(data, self.channel_lambda)
+            self.use_neighbourhood(data, self.channel_lambda, self.channel_knowledge)
         if self.text is not None:
             self.text.fit(data)
 

@@ -8,6 +8,7 @@ import scipy.sparse as sp
 import torch
 
 from kgrec.errors import KgrecError
+from kgrec.model import baselines
 from kgrec.model.baselines import (
     EASE,
     ItemKNN,
@@ -17,6 +18,7 @@ from kgrec.model.baselines import (
     Popularity,
     Recommender,
     TextSimilarity,
+    knowledge_rows,
 )
 from kgrec.model.data import RecData
 from kgrec.model.evaluate import evaluate
@@ -138,28 +140,94 @@ def test_ease_by_hand() -> None:
 
 
 def test_ease_matches_the_closed_form_and_has_a_zero_diagonal() -> None:
-    model = EASE(lambdas=(0.5,)).fit(rec_data(3, 4, KNN_TRAIN))
-    x = np.zeros((3, 4))
-    for u, i in KNN_TRAIN:
+    model = EASE(lambdas=(0.5,)).fit(rec_data(5, 4, KNN_TRAIN + [(3, 3), (4, 0), (4, 2)]))
+    x = np.zeros((5, 4))
+    for u, i in KNN_TRAIN + [(3, 3), (4, 0), (4, 2)]:
         x[u, i] = 1
     p = np.linalg.inv(x.T @ x + 0.5 * np.eye(4))
     b = -p / np.diag(p)
     np.fill_diagonal(b, 0)
+    assert not model.dual
     assert np.allclose(model.weights.numpy(), b, atol=1e-5) and not np.diag(model.weights.numpy()).any()
-    assert np.allclose(model.score(torch.arange(3)).numpy(), x @ b, atol=1e-5)
+    assert np.allclose(model.score(torch.arange(5)).numpy(), x @ b, atol=1e-5)
+
+
+@pytest.mark.parametrize("lam", [0.5, 3.0, 200.0])
+def test_ease_over_users_scores_as_the_closed_form(lam: float) -> None:
+    # fewer users than items: EASE goes through K = X X^T + lambda I and never forms B; an item nobody has
+    # (the last) scores 0 and leaves the others alone
+    rng = np.random.default_rng(1)
+    x = (rng.random((7, 12)) < 0.4).astype(float)
+    x[:, -1] = 0
+    pairs = [(int(u), int(i)) for u, i in zip(*np.nonzero(x))]
+    model = EASE(lambdas=(lam,)).fit(rec_data(7, 12, pairs))
+    p = np.linalg.inv(x.T @ x + lam * np.eye(12))
+    b = -p / np.diag(p)
+    np.fill_diagonal(b, 0)
+    assert model.dual and model.weights is None and model._kinv.shape == (7, 7)
+    users = torch.tensor([6, 0, 3, 3])
+    assert np.allclose(model.score(users).numpy(), (x @ b)[users.numpy()], atol=1e-5)
+    assert not model.score(users)[:, -1].any()
+
+
+@pytest.mark.parametrize(("num_users", "num_items"), [(7, 14), (12, 6)], ids=["over-rows", "over-items"])
+def test_ease_with_knowledge_rows_scores_as_the_closed_form(num_users: int, num_items: int) -> None:
+    # X_a = [X; alpha S]: entities as pseudo-users in the Gram only; users are scored from their own rows
+    rng = np.random.default_rng(2)
+    x = (rng.random((num_users, num_items)) < 0.4).astype(float)
+    links = [(0, 0), (1, 0), (2, 0), (1, 1), (3, 1), (4, 2)]  # (item, entity); entity 2 has one item
+    item_entity = {"A": torch.tensor(links[:4]).t(), "B": torch.tensor(links[4:] + [(0, 0)]).t()}
+    pairs = torch.tensor(np.argwhere(x)).t()
+    data = RecData(num_users, num_items, 3, pairs, torch.empty(2, 0, dtype=torch.long),
+                   torch.empty(2, 0, dtype=torch.long), torch.ones(pairs.shape[1]), item_entity=item_entity)
+    s = np.zeros((2, num_items))  # entity 2 (one item) is left out; the duplicate (0, 0) counts once
+    s[0, [0, 1, 2]] = 1
+    s[1, [1, 3]] = 1
+    assert np.array_equal(knowledge_rows(data).toarray(), s)
+    lam, alpha = 3.0, 2.0
+    model = EASE(lambdas=(lam,), knowledge_weights=(alpha, 0.0)).fit(data)  # no validation: the first weight
+    xa = np.vstack([x, alpha * s])
+    p = np.linalg.inv(xa.T @ xa + lam * np.eye(num_items))
+    b = -p / np.diag(p)
+    np.fill_diagonal(b, 0)
+    assert model.knowledge_weight == alpha and model.dual == (num_users + 2 < num_items)
+    assert np.allclose(model.score(torch.arange(num_users)).numpy(), x @ b, atol=1e-5)
+    plain = EASE(lambdas=(lam,)).fit(data)
+    assert plain.knowledge_weight == 0.0 and not np.allclose(plain.score(torch.arange(num_users)).numpy(), x @ b, atol=1e-3)
+
+
+def test_ease_chooses_the_knowledge_weight_after_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = planted()
+    # entities that each hold one cluster's block: knowledge that agrees with the interactions
+    blocks = [range(0, 13), range(13, 26), range(26, 40)]
+    data.item_entity = {"IN": torch.tensor([(i, e) for e, block in enumerate(blocks) for i in block]).t()}
+    data.num_entities = 3
+    tried: list[tuple[float, int]] = []
+    real = baselines._ease_dual
+    monkeypatch.setattr("kgrec.model.baselines._ease_dual",
+                        lambda rows, gram, lam, num_users: tried.append((lam, rows.shape[0])) or real(rows, gram, lam, num_users))
+    model = EASE(lambdas=(1.0, 10.0), knowledge_weights=(0.0, 1.0, 3.0)).fit(data)
+    lam = max((1.0, 10.0), key=lambda v: (evaluate(EASE(lambdas=(v,)).fit(data), data, "val", ks=(20,))["ndcg@20"], -v))
+    # lambda at alpha = 0 (30 rows), then alpha at that lambda (30 + 3 rows), then the refit of the best
+    assert tried[:4] == [(1.0, 30), (10.0, 30), (lam, 33), (lam, 33)] and model.lam == lam
+    assert model.knowledge_weight in (0.0, 1.0, 3.0) and "knowledge_weight=" in repr(model)
+    with pytest.raises(KgrecError, match="'knowledge_weights'"):
+        EASE(knowledge_weights=(-1.0,))
 
 
 def test_ease_chooses_its_weight_on_validation(monkeypatch: pytest.MonkeyPatch) -> None:
-    data = planted()
+    data = planted()  # 30 users, 40 items: over users
     tried: list[float] = []
-    monkeypatch.setattr("kgrec.model.baselines._ease_weights", _recording(tried))
+    monkeypatch.setattr("kgrec.model.baselines._ease_dual", _recording(tried))
     model = EASE(lambdas=(1.0, 10.0, 1e6)).fit(data)
     chosen = {lam: evaluate(EASE(lambdas=(lam,)).fit(data), data, "val", ks=(20,))["ndcg@20"] for lam in (1.0, 10.0, 1e6)}
     assert tried[:3] == [1.0, 10.0, 1e6] and model.lam == max(chosen, key=lambda v: (chosen[v], -v))
     assert evaluate(model, data, "test", ks=(10,))["ndcg@10"] > 0.5  # the clusters are found
-    with pytest.raises(KgrecError, match="refuses more than 39 items"):
-        monkeypatch.setattr("kgrec.model.baselines.EASE_MAX_ITEMS", 39)
+    with pytest.raises(KgrecError, match="refuses more than 29 on both sides"):
+        monkeypatch.setattr("kgrec.model.baselines.EASE_MAX_SIDE", 29)
         EASE().fit(data)
+    monkeypatch.setattr("kgrec.model.baselines.EASE_MAX_SIDE", 30)  # only the users side fits: over users
+    assert EASE(lambdas=(10.0,)).fit(data).dual
     with pytest.raises(KgrecError, match="'lambdas'"):
         EASE(lambdas=(0.0,))
 
@@ -167,11 +235,11 @@ def test_ease_chooses_its_weight_on_validation(monkeypatch: pytest.MonkeyPatch) 
 def _recording(tried: list[float]):
     from kgrec.model import baselines
 
-    real = baselines._ease_weights
+    real = baselines._ease_dual
 
-    def record(gram, lam):
+    def record(rows, gram, lam, num_users):
         tried.append(lam)
-        return real(gram, lam)
+        return real(rows, gram, lam, num_users)
 
     return record
 

@@ -236,6 +236,25 @@ def test_an_ease_channel_chooses_its_weight_on_validation_and_keeps_it_when_serv
         KGRecConfig(neighbourhood_model="knn")
 
 
+def test_the_ease_channel_weighs_knowledge_rows_only_with_the_knowledge_graph(monkeypatch) -> None:
+    from kgrec.model.baselines import EASE, KNOWLEDGE_WEIGHTS
+
+    data = tiny()
+    data.val = data.test
+    tried: list[tuple] = []
+    real_init = EASE.__init__
+    monkeypatch.setattr(EASE, "__init__", lambda self, *a, **k: tried.append(k["knowledge_weights"]) or real_init(self, *a, **k))
+    schedule = TrainConfig(epochs=2, batch_size=16, eval_every=1, patience=2)
+    model = KGRec(None, None, KGRecConfig(dim=8, num_layers=1, neighbourhood_model="ease"), schedule).fit(data)
+    assert tried == [KNOWLEDGE_WEIGHTS] and model.channel_knowledge == model.knn.knowledge_weight in KNOWLEDGE_WEIGHTS
+    no_kg = KGRec(None, None, KGRecConfig(dim=8, num_layers=1, use_kg=False, neighbourhood_model="ease"), schedule).fit(data)
+    assert tried[-1] == (0.0,) and no_kg.channel_knowledge == 0.0
+    model.use_neighbourhood(data, 50.0, 2.0)  # a checkpoint's weights
+    assert (model.knn.lam, model.knn.knowledge_weight, model.channel_lambda, model.channel_knowledge) == (50.0, 2.0, 50.0, 2.0)
+    model.use_neighbourhood(data, 50.0)  # a checkpoint from before the knowledge rows: none
+    assert model.knn.knowledge_weight == 0.0
+
+
 def test_cold_items_are_placed_among_the_anchors_by_content() -> None:
     model, _ = net()
     model.eval()

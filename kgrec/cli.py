@@ -510,7 +510,7 @@ RatingWeight = Annotated[float, typer.Option(min=0.0, help="Weight of a rating M
 def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: float, patience: int, seed: int,
                   device: str, progress: bool, rating_weight: float = 0.0, negatives: int = 8,
                   kg_graph: bool = True, num_neighbors: int = 0, batch_size: int = 8192,
-                  neighbourhood_model: str = "itemknn", cold_lift: bool = True):
+                  neighbourhood_model: str = "ease", cold_lift: bool = True):
     from kgrec.model.harness import load_data, text_vectors
     from kgrec.model.kgrec_net import KGRecConfig
     from kgrec.model.sampled import require_sampling
@@ -553,7 +553,7 @@ def train(
     kg_graph: KgGraph = True,
     num_neighbors: NumNeighbors = 0,
     batch_size: BatchSize = 8192,
-    neighbourhood_model: NeighbourhoodModel = "itemknn",
+    neighbourhood_model: NeighbourhoodModel = "ease",
     cold_lift: ColdLift = True,
     progress: Progress = True,
 ) -> None:
@@ -594,7 +594,7 @@ def evaluate_models(
     kg_graph: KgGraph = True,
     num_neighbors: NumNeighbors = 0,
     batch_size: BatchSize = 8192,
-    neighbourhood_model: NeighbourhoodModel = "itemknn",
+    neighbourhood_model: NeighbourhoodModel = "ease",
     cold_lift: ColdLift = True,
     progress: Progress = True,
 ) -> None:
@@ -637,7 +637,7 @@ def run_pipeline_cmd(
     kg_graph: KgGraph = True,
     num_neighbors: NumNeighbors = 0,
     batch_size: BatchSize = 8192,
-    neighbourhood_model: NeighbourhoodModel = "itemknn",
+    neighbourhood_model: NeighbourhoodModel = "ease",
     cold_lift: ColdLift = True,
     progress: Progress = True,
 ) -> None:

@@ -261,10 +261,7 @@ class EASE:
         side = knowledge_rows(data) if max(alphas) > 0 else None
         if side is None or side.shape[0] == 0:
             side, alphas = None, (0.0,)
-        rows = data.num_users + (side.shape[0] if side is not None else 0)
-        if min(rows, data.num_items) > EASE_MAX_SIDE:
-            raise KgrecError(f"EASE inverts a dense {min(rows, data.num_items):,}-square matrix ({rows:,} rows, "
-                             f"{data.num_items:,} items); it refuses more than {EASE_MAX_SIDE:,} on both sides")
+        self.check_size(data.num_users + (side.shape[0] if side is not None else 0), data.num_items)
         x = _binary(data.train_matrix)
         self._train = x
         lams = self.lambdas if validate else self.lambdas[:1]
@@ -287,6 +284,14 @@ class EASE:
             if best != (self.lam, self.knowledge_weight):
                 self._solve(x, side, *best)
         return self
+
+    @staticmethod
+    def check_size(rows: int, items: int) -> None:
+        """A :class:`~kgrec.errors.KgrecError` when neither side fits ``EASE_MAX_SIDE`` (``rows``: users plus
+        knowledge rows)."""
+        if min(rows, items) > EASE_MAX_SIDE:
+            raise KgrecError(f"EASE inverts a dense {min(rows, items):,}-square matrix ({rows:,} rows, {items:,} "
+                             f"items); it refuses more than {EASE_MAX_SIDE:,} on both sides")
 
     def _solve(self, x: sp.csr_matrix, side: sp.csr_matrix | None, lam: float, alpha: float) -> None:
         r"""Fit for one :math:`\lambda` and knowledge weight :math:`\alpha`, over the smaller side."""

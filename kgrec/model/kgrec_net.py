@@ -135,7 +135,7 @@ class KGRecConfig:
             :class:`~kgrec.model.baselines.ItemKNN`) or ``"ease"`` (:class:`~kgrec.model.baselines.EASE`, its
             L2 weight and, with ``use_kg``, the weight of its knowledge rows chosen on validation; stronger,
             one dense inversion of the smaller of rows and items).
-            (default: ``"itemknn"``)
+            (default: ``"ease"``)
         num_neighbors (int): ``0`` trains full-batch; ``k > 0`` trains on neighbour-sampled mini-batches
             (PyG's ``LinkNeighborLoader``, :mod:`kgrec.model.sampled`) with at most ``k`` neighbours per node,
             edge type and hop, for graphs whose full-batch training does not fit. (default: ``0``)
@@ -154,7 +154,7 @@ class KGRecConfig:
     negatives: int = 8
     kg_graph: bool = True
     num_neighbors: int = 0
-    neighbourhood_model: str = "itemknn"
+    neighbourhood_model: str = "ease"
     cold_lift: bool = True
 
     def __post_init__(self) -> None:
@@ -180,8 +180,9 @@ class KGRecConfig:
     @classmethod
     def from_saved(cls, saved: dict[str, object]) -> KGRecConfig:
         """The config a checkpoint saved; one saved before ``kg_graph`` existed propagated without entities,
-        one saved before ``cold_lift`` existed did not lift cold items."""
-        return cls(**{"kg_graph": False, "cold_lift": False, **saved})
+        one saved before ``cold_lift`` existed did not lift cold items, one saved before
+        ``neighbourhood_model`` existed had an ItemKNN channel."""
+        return cls(**{"kg_graph": False, "cold_lift": False, "neighbourhood_model": "itemknn", **saved})
 
 
 class KGRecNet(nn.Module):
@@ -705,6 +706,12 @@ class KGRec:
         self.lift_basis: str = ""  # what the lift was chosen on (_choose_lift)
 
     def fit(self, data: RecData) -> KGRec:
+        if self.config.neighbourhood and self.config.neighbourhood_model == "ease":  # before training, not after
+            try:
+                EASE.check_size(data.num_users, data.num_items)
+            except KgrecError as err:
+                raise KgrecError(f"{err}: choose neighbourhood_model 'itemknn' (--neighbourhood-model itemknn) "
+                                 "for a graph this size") from None
         self.relation_index = {name: k for k, name in enumerate(sorted(data.item_entity))}
         self.lift, self.lift_basis = 0.0, ""  # a refit chooses beta and gamma without the last fit's lift
         with seeded(self.train_config.seed):

@@ -120,6 +120,9 @@ def test_a_checkpoint_from_before_kg_graph_keeps_propagating_without_entities() 
     del saved["kg_graph"]
     assert KGRecConfig.from_saved(saved).kg_graph is False
     assert KGRecConfig.from_saved({**saved, "kg_graph": True}).kg_graph is True
+    assert KGRecConfig().neighbourhood_model == "ease"
+    assert KGRecConfig.from_saved({"dim": 8}).neighbourhood_model == "itemknn"  # from before the choice
+    assert KGRecConfig.from_saved({"dim": 8, "neighbourhood_model": "ease"}).neighbourhood_model == "ease"
 
 
 def test_dynamic_negative_sampling_takes_the_candidate_scored_highest() -> None:
@@ -234,6 +237,9 @@ def test_an_ease_channel_chooses_its_weight_on_validation_and_keeps_it_when_serv
     assert KGRec(config=KGRecConfig(neighbourhood=False)).use_neighbourhood(data) is None
     with pytest.raises(KgrecError, match="'neighbourhood_model' \\(got 'knn'\\) must be one of itemknn, ease"):
         KGRecConfig(neighbourhood_model="knn")
+    monkeypatch.setattr("kgrec.model.baselines.EASE_MAX_SIDE", 44)  # 45 users, 60 items: refused before training
+    with pytest.raises(KgrecError, match="refuses more than 44 on both sides: choose neighbourhood_model 'itemknn'"):
+        KGRec(text, None, KGRecConfig(dim=8, num_layers=1), TrainConfig(epochs=10**6)).fit(data)
 
 
 def test_the_ease_channel_weighs_knowledge_rows_only_with_the_knowledge_graph(monkeypatch) -> None:
@@ -297,7 +303,7 @@ def test_the_neighbourhood_channel_places_cold_items_too() -> None:
     u, items = model.net.embeddings()
     cold, neighbours, weights = model.net.cold_map
     knn = model.knn.score(users).float()
-    assert (knn[:, cold] == 0).all()  # no co-occurrence for an item nobody trained on
+    # the cold item's channel score (EASE's, from its knowledge rows) is replaced by its placement's
     knn[:, cold] = (knn[:, neighbours[0]] * weights[0]).sum(1, keepdim=True)
     expected = _standardise(u @ items.T) + _standardise(knn)
     assert torch.allclose(model.score(users), expected, atol=1e-5)

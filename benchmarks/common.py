@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import ctypes
 import gc
 import secrets
@@ -12,7 +13,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,22 @@ def neo4j_server(args: argparse.Namespace) -> Iterator[Server]:
                 server.stop()
         shutil.rmtree(home, ignore_errors=True)
 
+
+
+# -- tables --------------------------------------------------------------------------------------------
+def write_table(stem: Path, heading: str, columns: Sequence[str], rows: Sequence[dict],
+                fmt: Callable[[str, object], str]) -> list[str]:
+    """Write ``rows`` as ``stem.csv`` (raw values) and ``stem.md`` (``heading``, then a markdown table of
+    ``fmt(column, value)``); return the table's lines."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{stem}.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    lines += ["| " + " | ".join(fmt(c, r[c]) for c in columns) + " |" for r in rows]
+    Path(f"{stem}.md").write_text(f"{heading}\n\n" + "\n".join(lines) + "\n")
+    return lines
 
 
 # -- memory --------------------------------------------------------------------------------------------

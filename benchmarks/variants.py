@@ -17,7 +17,6 @@ Usage: ``.venv/bin/python benchmarks/variants.py SNAPSHOT.pt [NAME=JSON ...] [--
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RssSampler, release_free_memory  # noqa: E402
+from common import RssSampler, release_free_memory, write_table  # noqa: E402
 from quality import load_snapshot, parse_args, schedule  # noqa: E402
 
 from kgrec.errors import KgrecError  # noqa: E402
@@ -124,15 +123,8 @@ def main() -> None:
         for key, schedule_ in schedules.items():
             model = build(args.baseline, item_vectors, entity_vectors, KGRecConfig(), schedule_, False)
             rows.append(measure(args.baseline, model, data, key if key != "{}" else "{} (default schedule)"))
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"variants-{args.snapshot.stem}"
-    with open(f"{stem}.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
-    lines += ["| " + " | ".join(fmt(c, r[c]) for c in COLUMNS) + " |" for r in rows]
-    Path(f"{stem}.md").write_text(f"# KGRec variants on {args.snapshot.stem}\n\n" + "\n".join(lines) + "\n")
+    write_table(stem, f"# KGRec variants on {args.snapshot.stem}", COLUMNS, rows, fmt)
     print(f"written: {stem}.md, {stem}.csv")
 
 

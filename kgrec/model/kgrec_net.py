@@ -625,21 +625,23 @@ def _normalized_adjacency(data: RecData, use_social: bool,
 class KGRec:
     r"""The trainable recommender around :class:`KGRecNet`: ``fit(data)``, ``score(users)``.
 
-    With ``config.neighbourhood`` the score has a second, non-parametric collaborative channel: the
-    item-neighbourhood score of :class:`~kgrec.model.baselines.ItemKNN` fitted on the same interactions,
+    With ``config.neighbourhood`` the score has a second, non-parametric collaborative channel fitted on
+    the same interactions: by default (``config.neighbourhood_model = "ease"``)
+    :class:`~kgrec.model.baselines.EASE`'s score :math:`c_{ui} = (\mathbf{x}_u B)_i`,
 
     .. math::
-        s_{ui} = z_u(\mathbf{x}_u^\top \mathbf{x}_i) + \beta\, z_u\big(\textstyle\sum_{j \in N(u)} s_{ji}\big),
+        s_{ui} = z_u(\mathbf{x}_u^\top \mathbf{x}_i) + \beta\, z_u(c_{ui}),
 
     where :math:`z_u` standardises a user's scores over the items and :math:`\beta \in` ``BETAS`` is chosen
     on validation after training (:math:`\beta = 0`: embeddings alone). Short co-occurrence paths are what
-    the embeddings smooth away; on small, dense data they carry much of the signal. With
-    ``config.neighbourhood_model = "ease"`` the channel is :class:`~kgrec.model.baselines.EASE`'s score
-    :math:`\mathbf{x}_u B` instead, its L2 weight (:attr:`channel_lambda`) chosen on validation first and,
-    with ``config.use_kg``, then the weight of its knowledge rows (:attr:`channel_knowledge`: the entities
-    as pseudo-users of the reconstructed matrix, so items that share entities explain each other; ``0``
-    among the candidates): it ranks better than ItemKNN's (``benchmarks/results/variants/README.md``), for
-    one dense inversion of the smaller of rows and items.
+    the embeddings smooth away; on small, dense data they carry much of the signal. EASE's L2 weight
+    (:attr:`channel_lambda`) is chosen on validation first and, with ``config.use_kg``, then the weight of
+    its knowledge rows (:attr:`channel_knowledge`: the entities as pseudo-users of the reconstructed
+    matrix, so items that share entities explain each other; ``0`` among the candidates). With
+    ``config.neighbourhood_model = "itemknn"`` the channel is cosine
+    :class:`~kgrec.model.baselines.ItemKNN`'s :math:`c_{ui} = \sum_{j \in N(u)} s_{ji}` instead: sparse, for
+    graphs too large for EASE's one dense inversion of the smaller of rows and items; it ranks below EASE's
+    on all three datasets (``benchmarks/results/variants/``).
 
     The cold items :math:`C_u` (placed by content, :class:`KGRecNet`) are also ordered by the text channel
     :math:`t_{ui} = \cos(\mathbf{m}_u, \mathbf{v}_i)` of :class:`~kgrec.model.baselines.TextSimilarity`,

@@ -95,7 +95,7 @@ from torch_geometric.data import HeteroData
 from torch_geometric.utils import scatter, softmax
 
 from kgrec.errors import KgrecError
-from kgrec.model.baselines import EASE, EASE_LAMBDAS, KNOWLEDGE_WEIGHTS, ItemKNN, TextSimilarity
+from kgrec.model.baselines import EASE, EASE_LAMBDAS, KNOWLEDGE_WEIGHTS, ItemKNN, TextSimilarity, knowledge_rows
 from kgrec.model.data import RecData
 from kgrec.model.evaluate import evaluate, evaluate_cold_start
 from kgrec.model.sampled import epoch_batches, link_loader, propagation_graph
@@ -710,7 +710,8 @@ class KGRec:
     def fit(self, data: RecData) -> KGRec:
         if self.config.neighbourhood and self.config.neighbourhood_model == "ease":  # before training, not after
             try:
-                EASE.check_size(data.num_users, data.num_items)
+                EASE.check_size(data.num_users + (knowledge_rows(data).shape[0] if self.config.use_kg else 0),
+                                data.num_items)
             except KgrecError as err:
                 raise KgrecError(f"{err}: choose neighbourhood_model 'itemknn' (--neighbourhood-model itemknn) "
                                  "for a graph this size") from None

@@ -256,20 +256,24 @@ class EASE:
     def fit(self, data: RecData) -> EASE:
         from kgrec.model.evaluate import evaluate
 
-        validate = bool(data.val.numel())
-        alphas = self.knowledge_weights if validate else self.knowledge_weights[:1]
-        side = knowledge_rows(data) if max(alphas) > 0 else None
-        if side is None or side.shape[0] == 0:
-            side, alphas = None, (0.0,)
-        self.check_size(data.num_users + (side.shape[0] if side is not None else 0), data.num_items)
+        side, alphas = ease_knowledge(data, self.knowledge_weights)
         x = _binary(data.train_matrix)
         self._train = x
+        validate = bool(data.val.numel())
         lams = self.lambdas if validate else self.lambdas[:1]
         search = validate and len(lams) * len(alphas) > 1
         scores: dict[tuple[float, float], float] = {}
+        grams: dict[float, tuple[sp.csr_matrix, Tensor]] = {}  # X_a and its Gram, for one weight at a time
+
+        def solve(lam: float, alpha: float) -> None:
+            if alpha not in grams:
+                grams.clear()
+                rows = sp.vstack([x, side * alpha]).tocsr() if alpha else x
+                grams[alpha] = rows, _gram(rows)
+            self._solve(*grams[alpha], lam, alpha)
 
         def trial(lam: float, alpha: float) -> None:
-            self._solve(x, side, lam, alpha)
+            solve(lam, alpha)
             if search:
                 scores[lam, alpha] = evaluate(self, data, "val", ks=(self.val_k,))[f"ndcg@{self.val_k}"]
 
@@ -282,28 +286,19 @@ class EASE:
         if scores:
             best = max(scores, key=lambda key: (scores[key], -key[1], -key[0]))
             if best != (self.lam, self.knowledge_weight):
-                self._solve(x, side, *best)
+                solve(*best)
         return self
 
-    @staticmethod
-    def check_size(rows: int, items: int) -> None:
-        """A :class:`~kgrec.errors.KgrecError` when neither side fits ``EASE_MAX_SIDE`` (``rows``: users plus
-        knowledge rows)."""
-        if min(rows, items) > EASE_MAX_SIDE:
-            raise KgrecError(f"EASE inverts a dense {min(rows, items):,}-square matrix ({rows:,} rows, {items:,} "
-                             f"items); it refuses more than {EASE_MAX_SIDE:,} on both sides")
-
-    def _solve(self, x: sp.csr_matrix, side: sp.csr_matrix | None, lam: float, alpha: float) -> None:
-        r"""Fit for one :math:`\lambda` and knowledge weight :math:`\alpha`, over the smaller side."""
+    def _solve(self, rows: sp.csr_matrix, gram: Tensor, lam: float, alpha: float) -> None:
+        r"""Fit for one :math:`\lambda` and knowledge weight :math:`\alpha` from :math:`X_a` (``rows``) and its
+        Gram matrix over the smaller side (:func:`_gram`)."""
         self.lam, self.knowledge_weight = lam, alpha
-        rows = sp.vstack([x, side * alpha]).tocsr() if alpha and side is not None else x
         self.weights = self._kinv = self._scale = self._rows = None
-        if rows.shape[0] < rows.shape[1]:
-            gram = torch.from_numpy((rows @ rows.T).toarray()).double()
-            self._kinv, self._scale = _ease_dual(rows, gram, lam, x.shape[0])
+        if _over_rows(rows):
+            self._kinv, self._scale = _ease_dual(rows, gram, lam, self._train.shape[0])
             self._rows = rows
         else:
-            self.weights = _ease_weights(torch.from_numpy((rows.T @ rows).toarray()).double(), lam)
+            self.weights = _ease_weights(gram, lam)
 
     def score(self, users: Tensor) -> Tensor:
         x = _fitted(self, self._train)
@@ -318,6 +313,21 @@ class EASE:
         return f"{self.__class__.__name__}(lambdas={self.lambdas}, lam={self.lam}{knowledge})"
 
 
+def ease_knowledge(data: RecData, knowledge_weights: tuple[float, ...]) -> tuple[sp.csr_matrix | None, tuple[float, ...]]:
+    """The knowledge rows :meth:`EASE.fit` adds to ``data`` and the weights it tries there (``None, (0.0,)``:
+    none); a :class:`~kgrec.errors.KgrecError` when neither side of the matrix it would invert (users plus
+    knowledge rows, items) fits ``EASE_MAX_SIDE``, so callers can check before other work."""
+    alphas = knowledge_weights if data.val.numel() else knowledge_weights[:1]
+    side = knowledge_rows(data) if max(alphas) > 0 else None
+    if side is None or side.shape[0] == 0:
+        side, alphas = None, (0.0,)
+    rows, items = data.num_users + (side.shape[0] if side is not None else 0), data.num_items
+    if min(rows, items) > EASE_MAX_SIDE:
+        raise KgrecError(f"EASE inverts a dense {min(rows, items):,}-square matrix ({rows:,} rows, {items:,} "
+                         f"items); it refuses more than {EASE_MAX_SIDE:,} on both sides")
+    return side, tuple(alphas)
+
+
 def knowledge_rows(data: RecData) -> sp.csr_matrix:
     """``[E', I]`` binary: one row per entity linked (by any relation) to two or more items, ones on its items.
     An entity with one item says nothing about pairs of items and is left out."""
@@ -330,6 +340,17 @@ def knowledge_rows(data: RecData) -> sp.csr_matrix:
     s.sum_duplicates()
     s.data[:] = 1.0
     return s[np.flatnonzero(np.diff(s.indptr) >= 2)]
+
+
+def _over_rows(rows: sp.csr_matrix) -> bool:
+    """Whether EASE inverts over the rows of :math:`X_a` (fewer than its items) rather than the items."""
+    return rows.shape[0] < rows.shape[1]
+
+
+def _gram(rows: sp.csr_matrix) -> Tensor:
+    r"""The Gram matrix of :math:`X_a` over its smaller side, dense float64: :math:`X_a X_a^\top` or
+    :math:`X_a^\top X_a`."""
+    return torch.from_numpy(((rows @ rows.T) if _over_rows(rows) else (rows.T @ rows)).toarray()).double()
 
 
 def _ease_weights(gram: Tensor, lam: float) -> Tensor:

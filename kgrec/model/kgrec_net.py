@@ -95,7 +95,7 @@ from torch_geometric.data import HeteroData
 from torch_geometric.utils import scatter, softmax
 
 from kgrec.errors import KgrecError
-from kgrec.model.baselines import EASE, EASE_LAMBDAS, KNOWLEDGE_WEIGHTS, ItemKNN, TextSimilarity, knowledge_rows
+from kgrec.model.baselines import EASE, EASE_LAMBDAS, KNOWLEDGE_WEIGHTS, ItemKNN, TextSimilarity, ease_knowledge
 from kgrec.model.data import RecData
 from kgrec.model.evaluate import evaluate, evaluate_cold_start
 from kgrec.model.sampled import epoch_batches, link_loader, propagation_graph
@@ -710,8 +710,7 @@ class KGRec:
     def fit(self, data: RecData) -> KGRec:
         if self.config.neighbourhood and self.config.neighbourhood_model == "ease":  # before training, not after
             try:
-                EASE.check_size(data.num_users + (knowledge_rows(data).shape[0] if self.config.use_kg else 0),
-                                data.num_items)
+                ease_knowledge(data, self._ease_grid()[1])
             except KgrecError as err:
                 raise KgrecError(f"{err}: choose neighbourhood_model 'itemknn' (--neighbourhood-model itemknn) "
                                  "for a graph this size") from None
@@ -770,14 +769,19 @@ class KGRec:
         if not self.config.neighbourhood:
             return
         if self.config.neighbourhood_model == "ease":
-            if channel_lambda is not None:
-                lambdas, weights = (channel_lambda,), (channel_knowledge or 0.0,)
-            else:
-                lambdas, weights = EASE_LAMBDAS, KNOWLEDGE_WEIGHTS if self.config.use_kg else (0.0,)
+            lambdas, weights = self._ease_grid(channel_lambda, channel_knowledge)
             self.knn = EASE(lambdas, val_k=self.train_config.val_k, knowledge_weights=weights).fit(data)
             self.channel_lambda, self.channel_knowledge = self.knn.lam, self.knn.knowledge_weight
         else:
             self.knn = ItemKNN().fit(data)
+
+    def _ease_grid(self, channel_lambda: float | None = None,
+                   channel_knowledge: float | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The L2 and knowledge weights the EASE channel tries: a checkpoint's (:meth:`use_neighbourhood`),
+        or those it chooses among on validation."""
+        if channel_lambda is not None:
+            return (channel_lambda,), (channel_knowledge or 0.0,)
+        return EASE_LAMBDAS, KNOWLEDGE_WEIGHTS if self.config.use_kg else (0.0,)
 
     def _full_loss(self, generator: torch.Generator, data: RecData,
                    ratings: tuple[Tensor, Tensor] | None) -> Callable[[Tensor, Tensor, Tensor], Tensor]:

@@ -66,11 +66,12 @@ from kgrec.loaders.export import export_subgraph  # noqa: E402
 from kgrec.loaders.ingest import LoadOptions, load_dataset  # noqa: E402
 from kgrec.loaders.splits import SplitSpec  # noqa: E402
 from kgrec.model.data import RecData  # noqa: E402
-from kgrec.model.evaluate import evaluate, evaluate_cold_start  # noqa: E402
+from kgrec.model.evaluate import evaluate_cold_start, evaluate_per_user  # noqa: E402
 from kgrec.model.harness import (  # noqa: E402
     ABLATIONS, MODELS, Result, build, markdown_table, rating_metrics, shuffled_knowledge, text_vectors, write_results,
 )
 from kgrec.model.kgrec_net import KGRecConfig  # noqa: E402
+from kgrec.model.metrics import paired_ratio_interval  # noqa: E402
 from kgrec.model.text import TextEncoder, resolve_model  # noqa: E402
 from kgrec.model.training import TrainConfig  # noqa: E402
 
@@ -88,6 +89,8 @@ COLD_SHARE = 0.1
 GOAL_RATIO = 1.05
 GOAL_COLD_VS_POPULARITY = 2.0
 KS = (10, 20)
+PER_USER = ("ndcg@20", "recall@20")  # kept per test user, for the paired confidence intervals of the report
+PER_USER_FILE = "per_user.csv.gz"
 
 
 @dataclass
@@ -100,6 +103,7 @@ class Run:
     best_seconds: float | None = None  # training seconds until the end of the best epoch (the weights kept)
     gamma: float | None = None  # KGRec's text-channel weight for cold items, chosen on validation
     gamma_basis: str | None = None  # what gamma was chosen on (KGRec.gamma_basis)
+    per_user: pd.DataFrame | None = None  # each test user's PER_USER metrics (column "user": the index)
 
 
 def main() -> None:
@@ -230,8 +234,11 @@ def fit_and_evaluate(key: str, data: RecData, vectors, config: KGRecConfig, trai
             torch.cuda.synchronize(train.torch_device)
         seconds = time.perf_counter() - began
     gpu_peak = torch.cuda.max_memory_allocated(train.torch_device) / MIB if cuda else None
+    per_user = None
     if cold is None:
-        metrics = evaluate(model, fit_data, "test", ks=KS) | rating_metrics(model, fit_data)
+        metrics, per_user = evaluate_per_user(model, fit_data, "test", ks=KS)
+        metrics |= rating_metrics(model, fit_data)
+        per_user = per_user[["user", *PER_USER]]
     else:
         metrics = evaluate_cold_start(model, fit_data, cold, ks=KS)
         strict = evaluate_cold_start(model, fit_data, cold, ks=KS, candidates="catalogue")
@@ -247,7 +254,7 @@ def fit_and_evaluate(key: str, data: RecData, vectors, config: KGRecConfig, trai
     if getattr(model, "lift_basis", ""):
         basis = (f"{basis}; " if basis else "") + f"cold lift δ = {model.lift:g}, {model.lift_basis}"
     return Run(key, result, result.peak_rss_mib, getattr(model, "beta", None), gpu_peak, best[0] if best else None,
-               getattr(model, "gamma", None), basis)
+               getattr(model, "gamma", None), basis, per_user)
 
 
 def cold_split(data: RecData, share: float, seed: int = 0) -> tuple[RecData, torch.Tensor]:
@@ -350,6 +357,12 @@ def save_section(section: dict) -> None:
          "measured_at": section.get("measured_at") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
          "device": section.get("device") or device_name("cpu"),
          "schedule": section.get("schedule"), "cold_measured": section.get("cold_measured")}, indent=1))
+    tables = [r.per_user.assign(key=r.key) for r in section["runs"] if r.per_user is not None]
+    path = section["folder"] / PER_USER_FILE
+    if tables:
+        pd.concat(tables)[["key", "user", *PER_USER]].to_csv(path, index=False, float_format="%.6g")
+    elif path.is_file():  # no run keeps per-user values now: none may be left from an earlier one
+        path.unlink()
 
 
 def device_name(device: str) -> str:
@@ -365,7 +378,14 @@ def load_section(path: Path) -> dict:
                            r["peak_mib"], r["beta"], r.get("gpu_peak_mib"), r.get("best_seconds"), r.get("gamma"),
                            r.get("gamma_basis"))
                        for r in rs]
-    return {"name": raw["name"], "counts": raw["counts"], "runs": runs(raw["runs"]), "cold": runs(raw["cold"]),
+    main = runs(raw["runs"])
+    per_user = path.parent / PER_USER_FILE
+    if per_user.is_file():  # the runs measured with per-user values (older sections have none)
+        by_key = dict(tuple(pd.read_csv(per_user).groupby("key")))
+        for r in main:
+            if r.key in by_key:
+                r.per_user = by_key[r.key].drop(columns="key").reset_index(drop=True)
+    return {"name": raw["name"], "counts": raw["counts"], "runs": main, "cold": runs(raw["cold"]),
             "folder": path.parent, "measured_at": raw.get("measured_at"), "device": raw.get("device"),
             "schedule": raw.get("schedule"), "cold_measured": raw.get("cold_measured")}
 
@@ -494,8 +514,21 @@ def training_goal(section: dict, kgrec: Run) -> str:
             f"patience that confirmed it (goal: best score within 600 s: {'met' if kgrec.best_seconds <= 600 else 'MISSED'})")
 
 
+def ratio_interval(users: dict[str, pd.DataFrame], ours: str, theirs: str, metric: str) -> tuple[float, float, str] | None:
+    """The paired bootstrap 95 % interval of ``ours``' mean ``metric`` over ``theirs``' (the same test users),
+    and its text; None when one of them has no per-user values (a section measured before they were kept)."""
+    if ours not in users or theirs not in users:
+        return None
+    pair = users[ours].merge(users[theirs], on="user", suffixes=("", "_b"), validate="one_to_one")
+    if len(pair) != len(users[ours]) or len(pair) != len(users[theirs]):
+        raise SystemExit(f"per-user values of {ours} and {theirs} are for different users: not one split")
+    low, high = paired_ratio_interval(pair[metric].to_numpy(), pair[f"{metric}_b"].to_numpy())
+    return low, high, f"95 % interval {low:.3f}–{high:.3f}× over the {len(pair):,} test users, paired bootstrap"
+
+
 def goals(section: dict) -> list[str]:
     by_key = {r.key: r.result.metrics for r in section["runs"]}
+    users = {r.key: r.per_user for r in section["runs"] if r.per_user is not None}
     lines = []
     schedule = section.get("schedule") or {}
     trained = any(r.result.best_epoch is not None for r in section["runs"])
@@ -513,8 +546,13 @@ def goals(section: dict) -> list[str]:
             if base:
                 best = max(base, key=base.get)
                 ratio = ours[metric] / base[best] if base[best] else float("inf")
+                interval = ratio_interval(users, "kgrec", best, metric)
+                verdict = "met" if ratio >= GOAL_RATIO else "MISSED"
+                if interval and ratio >= GOAL_RATIO > interval[0]:
+                    verdict += f", though the interval reaches below {GOAL_RATIO}×"
                 lines.append(f"- {metric}: KGRec {ours[metric]:.4f} vs best baseline {best} {base[best]:.4f} → "
-                             f"**{ratio:.3f}×** (goal ≥ {GOAL_RATIO}×: {'met' if ratio >= GOAL_RATIO else 'MISSED'})")
+                             f"**{ratio:.3f}×**{f' ({interval[2]})' if interval else ''} "
+                             f"(goal ≥ {GOAL_RATIO}×: {verdict})")
         kgrec = next(r for r in section["runs"] if r.key == "kgrec")
         if section["name"] == "hetrec-lastfm" and kgrec.best_seconds is not None:
             lines.append(training_goal(section, kgrec))
@@ -525,7 +563,10 @@ def goals(section: dict) -> list[str]:
             if key in by_key:
                 delta = ours["ndcg@20"] - by_key[key]["ndcg@20"]
                 rel = delta / by_key[key]["ndcg@20"] if by_key[key]["ndcg@20"] else float("nan")
-                lines.append(f"- {what} adds {delta:+.4f} nDCG@20 ({rel:+.1%}) over KGRec without it")
+                interval = ratio_interval(users, "kgrec", key, "ndcg@20")
+                shown = (f"; 95 % interval {interval[0] - 1:+.1%} to {interval[1] - 1:+.1%}"
+                         f"{', which holds 0' if interval[0] <= 1 <= interval[1] else ''}" if interval else "")
+                lines.append(f"- {what} adds {delta:+.4f} nDCG@20 ({rel:+.1%}{shown}) over KGRec without it")
     rated = {k: m for k, m in by_key.items() if "rmse" in m}
     if rated:
         lines.append("- ratings (test RMSE / MAE): " + ", ".join(f"{k} {m['rmse']:.4f} / {m['mae']:.4f}" for k, m in rated.items())
@@ -582,6 +623,14 @@ def write_docs(sections: list[dict], args: argparse.Namespace, config: KGRecConf
         "MF-BPR and LightGCN (3 layers, 64 dimensions), trained with the same schedule as KGRec "
         f"(Adam, lr {train.lr}, batches of {train.batch_size}, up to {train.epochs} epochs, validation every "
         f"{train.eval_every}, patience {train.patience}), text-only (cosine of the user's mean item text vector).",
+        "",
+        "**Intervals.** Where a goal or an ablation line gives a 95 % interval, it is a paired bootstrap over the "
+        "test users (5,000 resamples of the users, both models' nDCG@20 or Recall@20 together, percentile "
+        "interval of the ratio of the means; `kgrec.model.metrics.paired_ratio_interval`). It measures how much "
+        "of a difference could come from which users the split happened to test, not the spread over training "
+        "seeds, which it leaves out (one seed per model). Each section's per-user values are in "
+        f"`benchmarks/results/quality/<dataset>/{PER_USER_FILE}`; models measured before they were kept have none "
+        "and no interval.",
         "",
         "**Cold start.** 10 % of the items that have text or knowledge links lose all their training and "
         "validation interactions to the test split, and another 10 % (disjoint: the cold validation items) lose "

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 from torch import Tensor
@@ -54,6 +55,28 @@ def evaluate(
         The means of :class:`~kgrec.model.metrics.RankingMetrics` (``recall@K``, ``ndcg@K``,
         ``precision@K``, ``hit@K``, ``coverage@K``, ``mrr``) and ``users``, how many were evaluated.
     """
+    return _evaluate(model, data, split, ks, batch_size, exclude).compute()
+
+
+def evaluate_per_user(
+    model: Recommender,
+    data: RecData,
+    split: str = "test",
+    ks: Sequence[int] = (10, 20),
+    batch_size: int = 1024,
+    exclude: Sequence[str] | None = None,
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """:func:`evaluate`'s means, and each evaluated user's values: one row per user, ``user`` (the user's
+    index) and the metrics (``rr``: the reciprocal rank; see
+    :meth:`~kgrec.model.metrics.RankingMetrics.per_user_table`). Two models evaluated on the same data
+    rank the same users, so their rows pair up, e.g. for
+    :func:`~kgrec.model.metrics.paired_ratio_interval`. Arguments as for :func:`evaluate`."""
+    metrics = _evaluate(model, data, split, ks, batch_size, exclude, per_user=True)
+    return metrics.compute(), metrics.per_user_table()
+
+
+def _evaluate(model: Recommender, data: RecData, split: str, ks: Sequence[int], batch_size: int,
+              exclude: Sequence[str] | None, per_user: bool = False) -> RankingMetrics:
     truth = data.matrix(_pairs(data, split))
     exclude = DEFAULT_EXCLUDE[split] if exclude is None else tuple(exclude)
     if split in exclude:
@@ -61,7 +84,7 @@ def evaluate(
     users = torch.from_numpy(np.flatnonzero(np.diff(truth.indptr)))
     if users.numel() == 0:
         raise KgrecError(f"split {split!r} has no interactions to evaluate")
-    return _rank(model, data, users, truth, _union(data, exclude), ks, batch_size)
+    return _rank(model, data, users, truth, _union(data, exclude), ks, batch_size, per_user=per_user)
 
 
 def evaluate_cold_start(
@@ -114,7 +137,7 @@ def evaluate_cold_start(
     if candidates == "cold":
         only = torch.zeros(data.num_items, dtype=torch.bool)
         only[cold_items] = True
-    return _rank(model, data, users, truth, _union(data, exclude), ks, batch_size, only)
+    return _rank(model, data, users, truth, _union(data, exclude), ks, batch_size, only).compute()
 
 
 @torch.no_grad()
@@ -157,12 +180,13 @@ def _rank(
     ks: Sequence[int],
     batch_size: int,
     only: Tensor | None = None,
-) -> dict[str, float]:
+    per_user: bool = False,
+) -> RankingMetrics:
     """Rank for ``users``: every item less their ``seen`` ones (and, with ``only``, a boolean item mask,
     less the items outside it)."""
     if batch_size < 1:
         raise KgrecError(f"'batch_size' (got {batch_size}) must be positive")
-    metrics = RankingMetrics(ks, data.num_items)
+    metrics = RankingMetrics(ks, data.num_items, per_user=per_user)
     for start in range(0, users.numel(), batch_size):
         batch = users[start : start + batch_size]
         scores = model.score(batch)  # [B, I]
@@ -175,5 +199,5 @@ def _rank(
             exclude_(scores, batch, seen)
         if only is not None:
             scores[:, ~only.to(scores.device)] = float("-inf")
-        metrics.update(top_k(scores, metrics.kmax), truth[batch.numpy()])
-    return metrics.compute()
+        metrics.update(top_k(scores, metrics.kmax), truth[batch.numpy()], users=batch)
+    return metrics

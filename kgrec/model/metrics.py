@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 from torch import Tensor
@@ -97,16 +98,21 @@ class RankingMetrics:
             metrics.update(top_k(scores, metrics.kmax), truth[users.numpy()])
         metrics.compute()  # {'recall@10': ..., 'ndcg@10': ..., ..., 'mrr': ..., 'users': ...}
 
+    With ``per_user=True`` it also keeps every user's values, for :meth:`per_user_table` (paired
+    comparisons of two models over the same users, e.g. :func:`paired_ratio_interval`).
+
     Args:
         ks (sequence of int): the cut-offs :math:`K`. (default: ``(10, 20)``)
         num_items (int): the size of the catalogue, for ``coverage@K``.
+        per_user (bool): keep each user's metrics. (default: :obj:`False`)
     """
 
-    def __init__(self, ks: Sequence[int] = (10, 20), num_items: int = 0) -> None:
+    def __init__(self, ks: Sequence[int] = (10, 20), num_items: int = 0, per_user: bool = False) -> None:
         self.ks = _check_ks(ks)
         if num_items <= 0:
             raise KgrecError(f"'num_items' (got {num_items}) must be positive")
         self.num_items = int(num_items)
+        self.per_user = per_user
         self.reset()
 
     @property
@@ -116,9 +122,12 @@ class RankingMetrics:
     def reset(self) -> None:
         """Forget every update."""
         self._sums: dict[str, float] = {}
+        self._users: list[Tensor] = []
+        self._values: list[dict[str, Tensor]] = []
+        self._rows = 0  # rows of all updates so far
         self._recommended = {k: torch.zeros(self.num_items, dtype=torch.bool) for k in self.ks}
 
-    def update(self, topk_indices: Tensor, truth: Truth) -> None:
+    def update(self, topk_indices: Tensor, truth: Truth, users: Tensor | None = None) -> None:
         """Add one batch of users.
 
         Args:
@@ -128,13 +137,24 @@ class RankingMetrics:
                 positions with no item, which count as not relevant.
             truth: the relevant items of each of the ``B`` users (see :data:`Truth`); users with none are
                 skipped, also for coverage.
+            users (torch.Tensor, optional): ``[B]`` the users' ids, for :meth:`per_user_table` (by default
+                their running position among all updates' rows).
         """
         topk = _pad(topk_indices.detach().cpu().long(), self.kmax)
         if topk.numel() and int(topk.max()) >= self.num_items:
             raise KgrecError(f"'topk_indices' holds item {int(topk.max())}, outside num_items={self.num_items}")
-        sums, has_truth = _sums(topk, truth, self.ks, return_mask=True)
-        for key, value in sums.items():
-            self._sums[key] = self._sums.get(key, 0.0) + value
+        if users is not None and users.numel() != topk.shape[0]:
+            raise KgrecError(f"'users' has {users.numel()} ids for {topk.shape[0]} ranked lists")
+        values, has_truth = _per_user(topk, truth, self.ks)
+        for key, value in values.items():
+            key = "mrr" if key == "rr" else key
+            self._sums[key] = self._sums.get(key, 0.0) + float(value.sum())
+        self._sums["users"] = self._sums.get("users", 0.0) + float(has_truth.sum())
+        if self.per_user:
+            ids = torch.arange(self._rows, self._rows + topk.shape[0]) if users is None else users.detach().cpu().long()
+            self._users.append(ids[has_truth])
+            self._values.append(values)
+        self._rows += topk.shape[0]
         for k in self.ks:
             items = topk[has_truth, :k]
             self._recommended[k][items[items >= 0]] = True
@@ -151,8 +171,54 @@ class RankingMetrics:
         out["users"] = users
         return out
 
+    def per_user_table(self) -> pd.DataFrame:
+        """One row per user with at least one relevant item: ``user`` and each metric (``rr``: the
+        reciprocal rank, whose mean is ``mrr``), in the order of the updates."""
+        if not self.per_user:
+            raise KgrecError("per-user values were not kept: build RankingMetrics(..., per_user=True)")
+        names = [*_metric_names(self.ks)[:-1], "rr"]
+        if not self._users:
+            return pd.DataFrame({"user": pd.Series(dtype="int64"), **{n: pd.Series(dtype="float64") for n in names}})
+        table = {"user": torch.cat(self._users).numpy()}
+        table |= {n: torch.cat([v[n] for v in self._values]).numpy() for n in names}
+        return pd.DataFrame(table)
+
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(ks={self.ks}, num_items={self.num_items})"
+
+
+def paired_ratio_interval(ours: np.ndarray, theirs: np.ndarray, confidence: float = 0.95,
+                          n_resamples: int = 5000, seed: int = 0) -> tuple[float, float]:
+    r"""A paired bootstrap confidence interval of :math:`\bar{a} / \bar{b}`, the ratio of two models' mean
+    metric over the same users (``ours[u]`` and ``theirs[u]``: user ``u``'s values, e.g. nDCG@20).
+
+    Users are resampled with replacement, both models' values together, ``n_resamples`` times (seeded),
+    and the interval is the percentile one (:func:`scipy.stats.bootstrap`, ``paired=True``). It says how
+    much of a difference between two models could come from which users happened to be in the test split;
+    not how much comes from training seeds.
+
+    Returns:
+        ``(low, high)``; ``(nan, nan)`` when ``theirs`` sums to 0.
+    """
+    from scipy.stats import bootstrap
+
+    a, b = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or a.size < 2:
+        raise KgrecError(f"'ours' (shape {a.shape}) and 'theirs' (shape {b.shape}) must be two equal 1-D "
+                         "arrays of at least 2 users' values")
+    if not 0 < confidence < 1:
+        raise KgrecError(f"'confidence' (got {confidence}) must be in (0, 1)")
+    if not b.sum():
+        return float("nan"), float("nan")
+
+    def ratio(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+        below = y.mean(axis=axis)
+        return x.mean(axis=axis) / np.where(below == 0, np.nan, below)
+
+    result = bootstrap((a, b), ratio, paired=True, vectorized=True, n_resamples=n_resamples,
+                       confidence_level=confidence, method="percentile", random_state=np.random.default_rng(seed))
+    low, high = result.confidence_interval
+    return float(low), float(high)
 
 
 def rmse(pred: Tensor, target: Tensor) -> float:
@@ -218,7 +284,9 @@ def _truth_pairs(truth: Truth, num_users: int) -> tuple[Tensor, Tensor, Tensor]:
     return rows, cols, counts
 
 
-def _sums(topk: Tensor, truth: Truth, ks: tuple[int, ...], return_mask: bool = False):
+def _per_user(topk: Tensor, truth: Truth, ks: tuple[int, ...]) -> tuple[dict[str, Tensor], Tensor]:
+    """Each metric of each user with at least one relevant item (``rr``: the reciprocal rank MRR averages),
+    and the mask of those users among the rows."""
     kmax = max(ks)
     topk = _pad(topk, kmax)  # [B, Kmax]
     num_users = topk.shape[0]
@@ -236,18 +304,24 @@ def _sums(topk: Tensor, truth: Truth, ks: tuple[int, ...], return_mask: bool = F
     cum_dcg = (hits * discount).cumsum(1)
     cum_ideal = discount.cumsum(0)
 
-    out: dict[str, float] = {}
+    out: dict[str, Tensor] = {}
     for k in ks:
         h = cum_hits[:, k - 1]
         ideal = cum_ideal[torch.clamp(n.long(), max=k) - 1]
-        out[f"recall@{k}"] = float((h / n).sum())
-        out[f"ndcg@{k}"] = float((cum_dcg[:, k - 1] / ideal).sum())
-        out[f"precision@{k}"] = float((h / k).sum())
-        out[f"hit@{k}"] = float((h > 0).sum())
+        out[f"recall@{k}"] = h / n
+        out[f"ndcg@{k}"] = cum_dcg[:, k - 1] / ideal
+        out[f"precision@{k}"] = h / k
+        out[f"hit@{k}"] = (h > 0).double()
     first = torch.where(hits.any(1), hits.argmax(1).double() + 1.0, torch.full_like(n, float("inf")))
-    out["mrr"] = float((1.0 / first).sum())
+    out["rr"] = 1.0 / first
+    return out, has_truth
+
+
+def _sums(topk: Tensor, truth: Truth, ks: tuple[int, ...]) -> dict[str, float]:
+    values, has_truth = _per_user(topk, truth, ks)
+    out = {("mrr" if key == "rr" else key): float(v.sum()) for key, v in values.items()}
     out["users"] = float(has_truth.sum())
-    return (out, has_truth) if return_mask else out
+    return out
 
 
 def _diff(pred: Tensor, target: Tensor) -> Tensor:

@@ -2,14 +2,15 @@
 
 import math
 
+import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
 
 from kgrec.errors import KgrecError
 from kgrec.model.data import RecData
-from kgrec.model.evaluate import evaluate, evaluate_cold_start
-from kgrec.model.metrics import RankingMetrics, exclude_, mae, rank_metrics, rmse
+from kgrec.model.evaluate import evaluate, evaluate_cold_start, evaluate_per_user
+from kgrec.model.metrics import RankingMetrics, exclude_, mae, paired_ratio_interval, rank_metrics, rmse
 
 LOG3 = math.log2(3)  # the discount of rank 2 is 1/log2(3) = 0.63093
 
@@ -150,6 +151,63 @@ def test_rmse_and_mae() -> None:
         rmse(pred, target[:2])
 
 
+def test_per_user_values_by_hand() -> None:
+    metrics = RankingMetrics(ks=(1, 3), num_items=5, per_user=True)
+    metrics.update(TOPK, TRUTH, users=torch.tensor([7, 4]))
+    table = metrics.per_user_table()
+    assert list(table["user"]) == [7, 4]
+    assert list(table["ndcg@3"]) == pytest.approx([NDCG3_USER0, 1.0])
+    assert list(table["recall@3"]) == pytest.approx([0.5, 1.0])
+    assert list(table["precision@3"]) == pytest.approx([1 / 3, 1 / 3])
+    assert list(table["hit@1"]) == [0.0, 1.0]
+    assert list(table["rr"]) == pytest.approx([0.5, 1.0])
+    means = metrics.compute()
+    for column in ("ndcg@3", "recall@1", "hit@3"):
+        assert table[column].mean() == pytest.approx(means[column]), column
+    assert table["rr"].mean() == pytest.approx(means["mrr"])
+
+
+def test_per_user_skips_users_without_truth_and_numbers_rows_across_updates() -> None:
+    metrics = RankingMetrics(ks=(3,), num_items=5, per_user=True)
+    metrics.update(TOPK, [set(), {1}])  # row 0 has no relevant item: no row in the table
+    metrics.update(TOPK[:1], [{2}])  # row 2 of all updates, a hit at rank 1
+    table = metrics.per_user_table()
+    assert list(table["user"]) == [1, 2]
+    assert list(table["ndcg@3"]) == pytest.approx([1.0, 1.0])
+
+
+def test_per_user_needs_to_be_asked_for() -> None:
+    metrics = RankingMetrics(ks=(3,), num_items=5)
+    metrics.update(TOPK, TRUTH)
+    with pytest.raises(KgrecError, match="per_user=True"):
+        metrics.per_user_table()
+    with pytest.raises(KgrecError, match="'users' has 1 ids for 2"):
+        RankingMetrics(ks=(3,), num_items=5, per_user=True).update(TOPK, TRUTH, users=torch.tensor([0]))
+
+
+def test_paired_ratio_interval() -> None:
+    rng = np.random.default_rng(3)
+    theirs = rng.random(800)
+    ours = theirs * 1.2 + rng.normal(0, 0.05, 800)
+    low, high = paired_ratio_interval(ours, theirs)
+    ratio = ours.mean() / theirs.mean()
+    assert low < ratio < high and low > 1.1 and high < 1.3
+    assert paired_ratio_interval(ours, theirs) == (low, high)  # seeded
+    # pairing matters: the same values, unpaired, give a much wider interval
+    shuffled = paired_ratio_interval(rng.permutation(ours), theirs)
+    assert shuffled[1] - shuffled[0] > 2 * (high - low)
+    assert paired_ratio_interval(theirs, theirs) == pytest.approx((1.0, 1.0))
+    # noise alone: the interval holds 1
+    same = rng.random(800)
+    low, high = paired_ratio_interval(same + rng.normal(0, 0.01, 800), same)
+    assert low < 1 < high
+    assert all(math.isnan(v) for v in paired_ratio_interval(ours[:5], np.zeros(5)))
+    with pytest.raises(KgrecError, match="two equal 1-D arrays"):
+        paired_ratio_interval(ours, theirs[:-1])
+    with pytest.raises(KgrecError, match="'confidence'"):
+        paired_ratio_interval(ours, theirs, confidence=95)
+
+
 # --- evaluate ---------------------------------------------------------------------------------------------
 
 
@@ -194,6 +252,15 @@ def test_evaluate_test_excludes_train_and_val(batch_size: int) -> None:
     assert out["recall@1"] == pytest.approx(0.5) and out["recall@3"] == pytest.approx(1.0)
     assert out["ndcg@3"] == pytest.approx((1 / math.log2(4) + 1) / 2)  # rank 3 -> 1/log2(4) = 0.5
     assert out["mrr"] == pytest.approx((1 / 3 + 1) / 2)
+
+
+def test_evaluate_per_user_pairs_up_with_the_means() -> None:
+    data, model = tiny()
+    means, table = evaluate_per_user(model, data, "test", ks=(1, 3))
+    assert means == evaluate(model, data, "test", ks=(1, 3))
+    assert list(table["user"]) == [0, 1]
+    assert list(table["ndcg@3"]) == pytest.approx([0.5, 1.0])  # u0: rank 3, u1: rank 1
+    assert list(table["rr"]) == pytest.approx([1 / 3, 1.0])
 
 
 def test_evaluate_val_excludes_train_only() -> None:

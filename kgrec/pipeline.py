@@ -203,12 +203,7 @@ def _save(model: KGRec, run_dir: Path, data: RecData, text_model: str, metrics: 
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / CHECKPOINT
     torch.save({
-        "state_dict": model.net.state_dict(), "config": model.config.as_dict(),
-        "train_config": model.train_config.as_dict(), "relation_index": model.relation_index,
-        "best_epoch": model.best_epoch, "beta": model.beta, "gamma": model.gamma, "lift": model.lift,
-        "text_model": text_model, "placement": model.net.placement, "channel_lambda": model.channel_lambda,
-        "channel_knowledge": model.channel_knowledge,
-        "metrics": metrics,
+        **model.checkpoint(), "text_model": text_model, "metrics": metrics,
         "user_ids": data.user_ids, "item_ids": data.item_ids, "entity_ids": data.entity_ids,
         "trained_item_ids": [data.item_ids[k] for k in torch.nonzero(model.net.item_has_id).flatten().tolist()],
         "cold_anchors": model.net.cold_anchors(),  # where new items are placed (KGRecNet.new_item_embeddings)
@@ -230,11 +225,8 @@ def _load(path: Path, data: RecData, item_text: torch.Tensor | None = None) -> K
     model = KGRec(config=KGRecConfig.from_saved(checkpoint["config"]), train_config=TrainConfig(**checkpoint["train_config"]))
     model.net = build_net(checkpoint)
     model.relation_index = dict(checkpoint["relation_index"])
-    model.best_epoch, model.beta = checkpoint.get("best_epoch"), checkpoint.get("beta", 0.0)
-    model.lift = checkpoint.get("lift", 0.0)
     model.net.attach(data, model.relation_index)
     trained = set(checkpoint.get("trained_item_ids", data.item_ids))
     model.net.item_has_id &= torch.tensor([i in trained for i in data.item_ids], dtype=torch.bool)
-    model.use_neighbourhood(data, checkpoint.get("channel_lambda"), checkpoint.get("channel_knowledge"))
-    model.use_text_channel(item_text, data, checkpoint.get("gamma", 0.0))
+    model.restore_choices(checkpoint, data, item_text)
     return model

@@ -132,10 +132,8 @@ def transplant(checkpoint: dict[str, Any], data: RecData, item_text: torch.Tenso
     net.set_placement(checkpoint.get("placement", "content"))  # how the run places cold items
     net.eval()
     model = KGRec(config=config, train_config=TrainConfig(**checkpoint["train_config"]))
-    model.net, model.relation_index, model.best_epoch = net, relation_index, checkpoint.get("best_epoch")
-    model.beta, model.lift = checkpoint.get("beta", 0.0), checkpoint.get("lift", 0.0)
-    model.use_neighbourhood(data, checkpoint.get("channel_lambda"), checkpoint.get("channel_knowledge"))
-    model.use_text_channel(item_text if config.use_text else None, data, checkpoint.get("gamma", 0.0))
+    model.net, model.relation_index = net, relation_index
+    model.restore_choices(checkpoint, data, item_text if config.use_text else None)
     return model
 
 

@@ -184,19 +184,9 @@ def _plot_curves(results: list[Result], path: Path, title: str) -> None:
 
 def save_checkpoint(model: KGRec, path: Path, extra: dict[str, Any]) -> Path:
     """Weights with the model and training configuration and the id maps (nanoGPT-style)."""
-    if model.net is None:
-        raise KgrecError("the model is not trained")
+    state = model.checkpoint()
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({
-        "state_dict": model.net.state_dict(),
-        "config": model.config.as_dict(),
-        "train_config": model.train_config.as_dict(),
-        "relation_index": model.relation_index,
-        "best_epoch": model.best_epoch,
-        "beta": model.beta, "gamma": model.gamma, "lift": model.lift, "channel_lambda": model.channel_lambda,
-        "channel_knowledge": model.channel_knowledge,
-        **extra,
-    }, path)
+    torch.save({**state, **extra}, path)
     return path
 
 

@@ -1003,6 +1003,29 @@ class KGRec:
         self.gamma = gamma
         self.text = TextSimilarity(item_vectors).fit(data) if gamma and item_vectors is not None else None
 
+    def checkpoint(self) -> dict[str, object]:
+        """What a checkpoint holds of the trained model: the network's weights, both configurations, the
+        relation index, the best epoch and what was chosen on validation (β, γ, δ, the channel's λ and knowledge
+        weight, how cold items are placed). :meth:`restore_choices` reads the choices back."""
+        if self.net is None:
+            raise KgrecError("the model is not trained")
+        return {
+            "state_dict": self.net.state_dict(), "config": self.config.as_dict(),
+            "train_config": self.train_config.as_dict(), "relation_index": self.relation_index,
+            "best_epoch": self.best_epoch, "beta": self.beta, "gamma": self.gamma, "lift": self.lift,
+            "channel_lambda": self.channel_lambda, "channel_knowledge": self.channel_knowledge,
+            "placement": self.net.placement,
+        }
+
+    def restore_choices(self, checkpoint: dict[str, object], data: RecData, item_vectors: Tensor | None) -> None:
+        """Set what :meth:`checkpoint` saved of the validation choices on a loaded model whose :attr:`net` is
+        attached to ``data``: β, δ, the best epoch, the neighbourhood channel (refitted on ``data`` with the
+        saved λ and knowledge weight) and the cold items' text channel (``item_vectors``, with the saved γ)."""
+        self.best_epoch = checkpoint.get("best_epoch")
+        self.beta, self.lift = checkpoint.get("beta", 0.0), checkpoint.get("lift", 0.0)
+        self.use_neighbourhood(data, checkpoint.get("channel_lambda"), checkpoint.get("channel_knowledge"))
+        self.use_text_channel(item_vectors, data, checkpoint.get("gamma", 0.0))
+
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.net or self.config})"
 

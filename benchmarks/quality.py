@@ -30,7 +30,9 @@ Several processes can share the work (a GPU has room for many of these small mod
 e.g. training time on a GPU) into a table beside the main figures.
 
 Writes, under ``--out`` (default ``benchmarks/results/quality``): per dataset ``<name>/results.{md,csv}``,
-``<name>/curves.png`` (training loss and validation nDCG@20), ``<name>/cold_start.csv``; and ``--docs``
+``<name>/curves.png`` (training loss and validation nDCG@20), ``<name>/cold_start.csv``,
+``<name>/per_user.csv.gz`` (each test user's nDCG@20 and Recall@20 per model: the goal ratios' and ablations'
+paired bootstrap intervals are computed from it); and ``--docs``
 (default ``docs/results.md``) with every table, the goals and ``docs/img/quality.png``.
 """
 

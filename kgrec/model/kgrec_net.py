@@ -491,8 +491,11 @@ class KGRecNet(nn.Module):
             values.append(store.weight * degree[index[1]] / sampled[index[1]])
         n = offsets[types[-1]] + x[types[-1]].shape[0]
         rows, cols, values = torch.cat(rows), torch.cat(cols), torch.cat(values)
-        adjacency = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (n, n)).coalesce()
-        transposed = torch.sparse_coo_tensor(torch.stack([cols, rows]), values, (n, n)).coalesce()
+        # indices built here, within (n, n): torch's invariant check would only cost a pass per batch
+        adjacency = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (n, n),
+                                            check_invariants=False).coalesce()
+        transposed = torch.sparse_coo_tensor(torch.stack([cols, rows]), values, (n, n),
+                                             check_invariants=False).coalesce()
         h = torch.cat([x[t] for t in types])
         layers = [h]
         for _ in range(self.config.num_layers):  # as forward(): sparse products
@@ -619,7 +622,9 @@ def _normalized_adjacency(data: RecData, use_social: bool,
     a = sp.diags(inv) @ a @ sp.diags(inv)
     coo = a.tocoo()
     index = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-    return torch.sparse_coo_tensor(index, torch.from_numpy(coo.data.astype(np.float32)), (n, n)).coalesce()
+    # from scipy's (n, n) matrix, so within bounds; saying so silences torch's warning about unchecked invariants
+    return torch.sparse_coo_tensor(index, torch.from_numpy(coo.data.astype(np.float32)), (n, n),
+                                   check_invariants=False).coalesce()
 
 
 class KGRec:

@@ -281,7 +281,7 @@ def fit_bpr(
     monitor = f"ndcg@{config.val_k}"
     validate = data.val.numel() > 0
     history: list[EpochRecord] = []
-    last = float("nan")
+    last: float | None = None
     name = getattr(recommender, "name", type(recommender).__name__)
     began = time.perf_counter()
     with tqdm(range(1, config.epochs + 1), desc=name, unit="epoch", disable=not progress, leave=False) as bar:
@@ -305,7 +305,10 @@ def fit_bpr(
                 last = val[monitor]
                 stopper.step(last, module, epoch)
             history.append(EpochRecord(epoch, total / len(sampler), val, time.perf_counter() - began))
-            bar.set_postfix(loss=f"{total / len(sampler):.4f}", **{monitor: f"{last:.4f}"})
+            postfix = {"loss": f"{total / len(sampler):.4f}"}
+            if last is not None:  # the latest validation score, once there is one
+                postfix[monitor] = f"{last:.4f}"
+            bar.set_postfix(postfix)
             if stopper.should_stop:
                 break
     if stopper.best_state is not None:

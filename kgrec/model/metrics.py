@@ -146,10 +146,8 @@ class RankingMetrics:
         if users is not None and users.numel() != topk.shape[0]:
             raise KgrecError(f"'users' has {users.numel()} ids for {topk.shape[0]} ranked lists")
         values, has_truth = _per_user(topk, truth, self.ks)
-        for key, value in values.items():
-            key = "mrr" if key == "rr" else key
-            self._sums[key] = self._sums.get(key, 0.0) + float(value.sum())
-        self._sums["users"] = self._sums.get("users", 0.0) + float(has_truth.sum())
+        for key, value in _summed(values, has_truth).items():
+            self._sums[key] = self._sums.get(key, 0.0) + value
         if self.per_user:
             ids = torch.arange(self._rows, self._rows + topk.shape[0]) if users is None else users.detach().cpu().long()
             self._users.append(ids[has_truth])
@@ -318,7 +316,11 @@ def _per_user(topk: Tensor, truth: Truth, ks: tuple[int, ...]) -> tuple[dict[str
 
 
 def _sums(topk: Tensor, truth: Truth, ks: tuple[int, ...]) -> dict[str, float]:
-    values, has_truth = _per_user(topk, truth, ks)
+    return _summed(*_per_user(topk, truth, ks))
+
+
+def _summed(values: dict[str, Tensor], has_truth: Tensor) -> dict[str, float]:
+    """:func:`_per_user`'s values summed over the users (``rr`` as ``mrr``), and ``users``, how many."""
     out = {("mrr" if key == "rr" else key): float(v.sum()) for key, v in values.items()}
     out["users"] = float(has_truth.sum())
     return out

@@ -42,6 +42,10 @@ HETREC_FILES = ("artists.dat", "tags.dat", "user_artists.dat", "user_friends.dat
 KGCN_FILES = ("user_artists.dat", "item_index2entity_id.txt", "kg.txt")
 MOVIELENS_FILES = ("ratings.csv", "movies.csv", "links.csv", "tags.csv")
 RECBOLE_SUFFIXES = (".inter", ".item", ".kg", ".link")
+UNIX_SECONDS = (  # the times Python's datetime (and so the driver and the exports) can hold
+    pd.Timestamp("0001-01-01", tz="UTC").timestamp(),
+    pd.Timestamp("9999-12-31T23:59:59", tz="UTC").timestamp(),
+)
 
 
 class AdapterError(KgrecError):
@@ -136,8 +140,17 @@ def _numbers(dataset: str, path: Path, raw: pd.Series) -> pd.Series:
 
 
 def _utc_seconds(dataset: str, path: Path, raw: pd.Series) -> pd.Series:
-    """Unix seconds (integer or float text) as a UTC ``datetime64`` column."""
-    return pd.to_datetime(_numbers(dataset, path, raw), unit="s", utc=True)
+    """Unix seconds (integer or float text) as a UTC ``datetime64`` column; a value that is not a number, or
+    not a time between the years 1 and 9999 (``inf``, ``99999999999999999``), is an error naming it and its row."""
+    seconds = _numbers(dataset, path, raw)
+    bad = ~seconds.between(UNIX_SECONDS[0], UNIX_SECONDS[1])  # also infinities
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0]) + 1
+        raise AdapterError(
+            f"{dataset}: {path} has {raw.name!r} (got {raw[bad].iloc[0]!r}) in data row {row}, which is not Unix "
+            "seconds between the years 1 and 9999"
+        )
+    return pd.to_datetime(seconds, unit="s", utc=True)
 
 
 def _unique(dataset: str, path: Path, frame: pd.DataFrame, key: Sequence[str]) -> None:

@@ -4,27 +4,32 @@ The path is the same for the generic files and for every dataset adapter:
 
 1. :func:`read_table` reads CSV, TSV or Parquet (ids as text, exactly as written) and renames columns.
 2. :func:`validate` checks every table without touching the database except to look up ids that the load
-   refers to but does not bring. A missing column is an error for the whole load
-   (:class:`DataFormatError`); a bad row (empty id, a rating that is not a number, an unparseable
-   timestamp, an unknown relation, a reference to an unknown item or user, a duplicate key) is *rejected*
-   with its table, row number and reason. Nothing is dropped silently: rejected rows go to a CSV file,
-   and the report counts them.
+   refers to but does not bring. A missing column, an item column kgrec writes itself or a column of
+   values Neo4j cannot store is an error for the whole load (:class:`DataFormatError`); a bad row (empty
+   id, a rating that is not a number, an unparseable timestamp, an unknown relation, a reference to an
+   unknown item or user, a duplicate key) is *rejected* with its table, row number and reason. Nothing is
+   dropped silently: rejected rows go to a CSV file, and the report counts them.
 3. :func:`write_dataset` writes relations, entities, items, knowledge triples, interactions and social
    links in that order, ``UNWIND``-ing one batch per transaction and ``MERGE``-ing on ids. Every query
    returns how many rows it wrote, and a shortfall is an error, not a silent skip.
 
 Failure and re-runs: a batch is one transaction, so a failure leaves no half-written batch — the batches
-before it are committed, the failing one and the rest are not. Because every write is a ``MERGE`` on the
-node ids (and on ``(user, item, kind)`` / ``(head, relation, tail)`` for relationships) followed by ``SET``,
-re-running the same load writes the missing batches and rewrites the committed ones to the same values:
-the graph ends up exactly as after an uninterrupted load.
+before it are committed, the rest are not, and the failing one is not either unless the failure came while
+it was being committed (a lost connection, Ctrl-C), which the error then says. Because every write is a
+``MERGE`` on the node ids (and on ``(user, item, kind)`` / ``(head, relation, tail)`` for relationships)
+followed by ``SET``, re-running the same load writes the missing batches and rewrites the committed ones
+to the same values: the graph ends up exactly as after an uninterrupted load.
 """
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
 import logging
 import math
+import os
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,6 +38,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from neo4j.exceptions import Neo4jError
 from tqdm.auto import tqdm
 
 from kgrec.db import Graph
@@ -47,6 +53,8 @@ ROW = "_row"  # the 1-based data row in the source (header excluded), carried fo
 RESERVED_ITEM_PROPS = frozenset(p.name for p in NODE_PROPS[Label.ITEM]) - {"id", "title", "text"}
 LOOKUP_BATCH = 10_000
 EPOCH = pd.Timestamp(0, tz="UTC")
+SOURCE = "kgrec_source"  # DataFrame.attrs key: where a table was read from ("items file movies.csv"), for errors
+INT64 = (-(2**63), 2**63 - 1)
 
 
 class DataFormatError(KgrecError):
@@ -115,6 +123,8 @@ def read_table(source: str | Path | pd.DataFrame, table: str, columns: dict[str,
     else:
         path = Path(source)
         where = f"{table} file {path}"
+        if path.is_dir():
+            raise DataFormatError(f"{where} is a directory, not a file")
         if not path.is_file():
             raise DataFormatError(f"{where} does not exist")
         frame = _read_file(path, where)
@@ -129,7 +139,9 @@ def read_table(source: str | Path | pd.DataFrame, table: str, columns: dict[str,
             f"{where} lacks column(s) {missing} (it has {list(frame.columns)}); "
             f"rename them or map yours, e.g. --map {table}.{missing[0]}=YOUR_COLUMN"
         )
-    return frame.reset_index(drop=True)
+    frame = frame.reset_index(drop=True)
+    frame.attrs[SOURCE] = where
+    return frame
 
 
 def _read_file(path: Path, where: str) -> pd.DataFrame:
@@ -138,11 +150,47 @@ def _read_file(path: Path, where: str) -> pd.DataFrame:
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
         if suffix in (".csv", ".tsv", ".tab", ".txt"):
-            sep = "," if suffix == ".csv" else "\t"
-            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
+            return _read_text(path, "," if suffix == ".csv" else "\t", where)
     except (ValueError, UnicodeDecodeError, OSError) as e:
         raise DataFormatError(f"{where} cannot be read: {e}") from e
     raise DataFormatError(f"{where}: unknown format {suffix!r}; use .csv, .tsv, .txt or .parquet")
+
+
+def _read_text(path: Path, sep: str, where: str) -> pd.DataFrame:
+    """A delimited text file, every column as text. A data row with more fields than the header is an error
+    (pandas would take the extra leading field as the index, shifting every column, or drop the extra one
+    with only a warning); a row with fewer fields gets missing values, which validation rejects per row."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        try:
+            frame = pd.read_csv(
+                path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8", index_col=False
+            )
+        except pd.errors.ParserError:  # the C parser's "Expected 2 fields in line 3, saw 3": find the data row
+            _check_field_counts(path, sep, where)
+            raise
+    for warning in caught:
+        if issubclass(warning.category, pd.errors.ParserWarning):  # "... a loss of data with index_col=False"
+            _check_field_counts(path, sep, where)
+            raise DataFormatError(f"{where} cannot be read: {warning.message}")
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return frame
+
+
+def _check_field_counts(path: Path, sep: str, where: str) -> None:
+    """Raise naming the first data row (1 = first row after the header) with more fields than the header."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            records = (fields for fields in csv.reader(f, delimiter=sep) if fields)  # pandas skips blank lines
+            header = next(records, [])
+            for row, fields in enumerate(records, start=1):
+                if len(fields) > len(header):
+                    raise DataFormatError(
+                        f"{where}: data row {row} has {len(fields)} fields, the header has {len(header)} "
+                        "(quote values that contain the separator)"
+                    )
+    except (csv.Error, UnicodeDecodeError, OSError):
+        return  # the caller reports what the parser said
 
 
 # -- validation ----------------------------------------------------------------------------------------
@@ -178,10 +226,16 @@ def validate(dataset: Dataset, graph: Graph | None = None, options: LoadOptions 
     """Return ``(clean dataset, rejected rows)``; ``graph`` answers which referenced ids already exist.
 
     Raises:
-        DataFormatError: a table lacks a required column.
+        DataFormatError: a table lacks a required column, an item column collides with a property kgrec
+            writes itself, or a column that becomes a property holds a value Neo4j cannot store.
     """
     rejects = _Rejects()
     tables = {name: _prepare(name, frame) for name, frame in dataset.tables().items()}
+    for name, frame in tables.items():
+        if name == "items":
+            _check_item_columns(frame)
+        for column in _property_columns(name, frame):
+            _check_property_values(name, frame, column)
 
     for name, frame in tables.items():
         for column in _id_columns(name):
@@ -232,6 +286,103 @@ def _prepare(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     if ROW not in frame.columns:
         frame[ROW] = np.arange(1, len(frame) + 1)
     return frame
+
+
+def _where(name: str, frame: pd.DataFrame) -> str:
+    return str(frame.attrs.get(SOURCE, name))
+
+
+def _check_item_columns(frame: pd.DataFrame) -> None:
+    reserved = sorted(set(_item_attributes(frame)) & RESERVED_ITEM_PROPS)
+    if reserved:
+        raise DataFormatError(f"{_where('items', frame)}: column(s) {reserved} are written by kgrec itself; rename them")
+
+
+def _item_attributes(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c not in ("item_id", ROW)]
+
+
+def _property_columns(table: str, frame: pd.DataFrame) -> list[str]:
+    """The columns of ``table`` that the writers store as node properties as they are."""
+    if table == "items":
+        return _item_attributes(frame)
+    if table == "entities":
+        return [c for c in ("name", *OPTIONAL_COLUMNS["entities"]) if c in frame.columns]
+    if table == "relations":
+        return [c for c in ("description",) if c in frame.columns]
+    return []  # ids, numbers and timestamps are converted by validation; relationship rows carry only those
+
+
+def _check_property_values(table: str, frame: pd.DataFrame, column: str) -> None:
+    """Refuse the whole column if one of its values is not a Neo4j property value: a text, a number (an
+    integer within 64 bits), a boolean, a date or time, bytes, or a list of one of these kinds without
+    missing values (Neo4j stores no maps, no nested lists, no mixed lists)."""
+    series = frame[column]
+    dtype = series.dtype
+    if (
+        isinstance(dtype, pd.StringDtype)
+        or pd.api.types.is_bool_dtype(dtype)
+        or pd.api.types.is_float_dtype(dtype)
+        or pd.api.types.is_signed_integer_dtype(dtype)
+        or pd.api.types.is_datetime64_any_dtype(dtype)
+        or pd.api.types.is_timedelta64_dtype(dtype)
+    ):
+        return
+    present = series.notna().to_numpy()
+    for value, row in zip(series[present].astype(object), frame.loc[present, ROW]):
+        problem = _property_problem(value)
+        if problem:
+            shown = repr(value)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise DataFormatError(
+                f"{_where(table, frame)}: column {column!r} cannot be stored in Neo4j: data row {int(row)} holds "
+                f"{shown} ({problem}); property values are text, numbers, booleans, dates or lists of one of these "
+                "kinds. Nothing was written: convert, drop or rename the column"
+            )
+
+
+def _scalar_kind(value: Any) -> str | None:
+    """The Neo4j property kind of one value ('string', 'integer', ...), or ``None`` if it has none."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer" if INT64[0] <= value <= INT64[1] else None
+    for kind, types in (
+        ("string", str), ("float", float), ("bytes", (bytes, bytearray)), ("datetime", dt.datetime), ("date", dt.date),
+        ("time", dt.time), ("duration", dt.timedelta),
+    ):
+        if isinstance(value, types):
+            return kind
+    return None
+
+
+def _property_problem(value: Any) -> str | None:
+    """Why Neo4j cannot store ``value`` as a property; ``None`` if it can."""
+    value = value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, (list, tuple, np.ndarray)):
+        kinds = set()
+        for element in value.tolist() if isinstance(value, np.ndarray) else value:
+            element = element.item() if isinstance(element, np.generic) else element
+            if isinstance(element, (list, tuple, np.ndarray, dict)):
+                return "a nested list"
+            if element is None or element is pd.NA or element is pd.NaT:
+                return "a list with a missing value"
+            kind = _scalar_kind(element)
+            if kind is None or kind == "bytes":
+                return f"a list holding {_kind_of(element)}"
+            kinds.add(kind)
+        if len(kinds) > 1 and kinds != {"integer", "float"}:  # Neo4j stores integers among floats as floats
+            return f"a list mixing {' and '.join(sorted(kinds))} values"
+        return None
+    return None if _scalar_kind(value) else _kind_of(value)
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a map"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "an integer beyond 64 bits"
+    return f"a {type(value).__name__}"
 
 
 def _id_columns(table: str) -> tuple[str, ...]:
@@ -360,16 +511,39 @@ def load_dataset(
 ) -> LoadReport:
     """Validate ``dataset`` and write it; rejected rows go to ``rejects_path`` (CSV) when there are any."""
     began = time.perf_counter()
+    if rejects_path is not None:
+        check_rejects_path(rejects_path)
     report = LoadReport(dataset=dataset.name, rows_in=dataset.summary())
     clean, rejected = validate(dataset, graph, options)
     report.rejected = rejected
     if len(rejected) and rejects_path is not None:
-        rejects_path.parent.mkdir(parents=True, exist_ok=True)
-        rejected.to_csv(rejects_path, index=False)
+        try:
+            rejects_path.parent.mkdir(parents=True, exist_ok=True)
+            rejected.to_csv(rejects_path, index=False)
+        except OSError as e:
+            raise KgrecError(f"cannot write the rejects file {rejects_path} (nothing was written to the graph): {e}") from e
         report.rejects_file = rejects_path
     write_dataset(graph, clean, options, report)
     report.seconds = time.perf_counter() - began
     return report
+
+
+def check_rejects_path(path: Path) -> None:
+    """Raise unless a rejects CSV can be written at ``path`` (checked before a load writes anything)."""
+    path = Path(path)
+    if path.is_dir():
+        raise KgrecError(f"rejects file {path} is a directory, not a file: name a file, e.g. {path / 'rejects.csv'}")
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise KgrecError(f"rejects file {path} is not writable")
+        return
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise KgrecError(f"rejects file {path} cannot be created: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise KgrecError(f"rejects file {path} cannot be created: the folder {folder} is not writable")
 
 
 def write_dataset(graph: Graph, dataset: Dataset, options: LoadOptions, report: LoadReport) -> None:
@@ -408,12 +582,21 @@ def write_dataset(graph: Graph, dataset: Dataset, options: LoadOptions, report: 
                 expected = len(batch)
                 try:
                     records, counters = graph.write_returning(query, **params)
-                except KgrecError:
-                    raise
                 except Exception as e:  # a driver or database error inside this batch's transaction
+                    interrupt = _interrupt(e)
+                    if interrupt is not None:  # Ctrl-C inside the driver, which failed to clean up after it
+                        raise interrupt from None
+                    if isinstance(e, KgrecError):
+                        raise
+                    span = f"source rows {int(batch[ROW].min())}-{int(batch[ROW].max())}"
+                    if isinstance(e, Neo4jError):  # the database refused the batch: its transaction rolled back
+                        raise LoadError(
+                            f"loading {table} stopped at {span}: {e}. Earlier batches are committed and this one "
+                            "is not; once the cause is fixed, running the same load again completes it"
+                        ) from e
                     raise LoadError(
-                        f"loading {table} stopped at source rows {int(batch[ROW].min())}-{int(batch[ROW].max())}: {e}. "
-                        "Earlier batches are committed and this one is not; run the same load again to complete it"
+                        f"loading {table} stopped at {span}: {e}. Earlier batches are committed; this one may or "
+                        "may not be. Every write is idempotent: running the same load again completes it"
                     ) from e
                 got = records[0]["written"] if records else 0
                 if got != expected:
@@ -428,6 +611,21 @@ def write_dataset(graph: Graph, dataset: Dataset, options: LoadOptions, report: 
         report.written[table] = written
         report.created[table] = created.get("nodes_created", 0) + created.get("relationships_created", 0)
         log.info("%s: wrote %d %s rows", dataset.name, written, table)
+
+
+def _interrupt(error: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt behind ``error`` (its cause or context, at any depth), if there is one."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        if isinstance(current, KeyboardInterrupt):
+            return current
+        seen.add(id(current))
+        pending += [current.__cause__, current.__context__]
+    return None
 
 
 def _props(frame: pd.DataFrame, columns: Iterable[str]) -> list[dict[str, Any]]:
@@ -459,11 +657,8 @@ def _entity_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _item_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    attributes = [c for c in frame.columns if c not in ("item_id", ROW)]
-    reserved = sorted(set(attributes) & RESERVED_ITEM_PROPS)
-    if reserved:
-        raise DataFormatError(f"items: column(s) {reserved} are written by kgrec itself; rename them")
-    props = _props(frame, attributes)
+    _check_item_columns(frame)  # validate() has checked already; write_dataset may be called without it
+    props = _props(frame, _item_attributes(frame))
     return [{"id": i, "props": p} for i, p in zip(frame["item_id"], props)]
 
 

@@ -113,6 +113,8 @@ def test_cli_missing_column_is_one_line(settings, tmp_path: Path) -> None:
 def test_missing_file_and_unknown_format(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError, match="does not exist"):
         read_table(tmp_path / "nope.csv", "interactions")
+    with pytest.raises(DataFormatError, match="is a directory, not a file"):
+        read_table(tmp_path, "interactions")
     (tmp_path / "x.json").write_text("{}")
     with pytest.raises(DataFormatError, match="unknown format '.json'"):
         read_table(tmp_path / "x.json", "interactions")
@@ -194,10 +196,15 @@ def test_failure_half_way_leaves_whole_batches_and_a_rerun_completes(graph: Grap
     assert graph_state(graph) == interrupted  # the same graph as an uninterrupted load
 
 
-def test_a_failing_batch_is_atomic(graph: Graph) -> None:
-    items = pd.DataFrame({"item_id": ["a", "b", "c"], "title": ["A", "B", "C"],
-                          "extra": [1, {"nested": "maps are not property values"}, 3]})
-    with pytest.raises(LoadError, match="loading items stopped at source rows 1-3"):
+def test_a_failing_batch_is_atomic(graph: Graph, monkeypatch) -> None:
+    """The database refuses the batch after it merged some of its rows: none of them stay. (Values it cannot
+    store are refused by validation before any write; here the query itself fails, on the second row.)"""
+    from kgrec.graph_schema import queries as q
+
+    failing = q.MERGE_ITEMS.replace("RETURN count(i) AS written", "WITH i, row RETURN sum(1 / (size(row.id) - 1)) AS written")
+    monkeypatch.setattr(q, "MERGE_ITEMS", failing)
+    items = pd.DataFrame({"item_id": ["aa", "b", "cc"], "title": ["A", "B", "C"]})
+    with pytest.raises(LoadError, match="loading items stopped at source rows 1-3: .*/ by zero.*this one is not"):
         load_dataset(graph, Dataset("atomic", interactions=pd.DataFrame({"user_id": [], "item_id": []}), items=items), QUIET)
     assert graph_counts(graph)["items"] == 0
 

@@ -429,3 +429,40 @@ def test_bad_number_is_named(tmp_path: Path) -> None:
     (path / "user_artists.dat").write_text("userID\tartistID\tweight\n2\t10\tmany\n")
     with pytest.raises(AdapterError, match=r"user_artists.dat has 'weight' \(got 'many'\)"):
         read_hetrec_lastfm(path)
+
+
+def write_movielens(path: Path, timestamp: str) -> Path:
+    path.mkdir()
+    (path / "movies.csv").write_text("movieId,title,genres\n1,Heat (1995),Action\n")
+    (path / "links.csv").write_text("movieId,imdbId,tmdbId\n1,0113277,949\n")
+    (path / "ratings.csv").write_text(f"userId,movieId,rating,timestamp\n1,1,4.5,964982703\n2,1,3.0,{timestamp}\n")
+    (path / "tags.csv").write_text("userId,movieId,tag,timestamp\n")
+    return path
+
+
+def write_recbole(path: Path, timestamp: str) -> Path:
+    path.mkdir()
+    (path / "tiny.inter").write_text(
+        f"user_id:token\titem_id:token\trating:float\ttimestamp:float\n1\t10\t4\t881250949.0\n2\t10\t3\t{timestamp}\n")
+    (path / "tiny.item").write_text("item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n10\tHeat\t1995\tAction\n")
+    (path / "tiny.link").write_text("item_id:token\tentity_id:token\n10\tm.heat\n")
+    (path / "tiny.kg").write_text("head_id:token\trelation_id:token\ttail_id:token\nm.heat\tfilm.film.genre\tm.crime\n")
+    return path
+
+
+@pytest.mark.parametrize("timestamp", ["99999999999999999", "inf", "-inf", "1e12", "-1e11"])
+@pytest.mark.parametrize("key, write, file", [("movielens", write_movielens, "ratings.csv"),
+                                              ("recbole-tiny", write_recbole, "tiny.inter")])
+def test_timestamp_out_of_range_is_named_with_its_row(tmp_path: Path, timestamp: str, key: str, write, file: str) -> None:
+    path = write(tmp_path / "d", timestamp)
+    with pytest.raises(AdapterError) as info:
+        ADAPTERS[key.partition("-tiny")[0]](path)
+    assert str(info.value) == (
+        f"{key}: {path / file} has 'timestamp' (got {timestamp!r}) in data row 2, "
+        "which is not Unix seconds between the years 1 and 9999"
+    )
+
+
+def test_timestamp_at_the_range_ends_is_kept(tmp_path: Path) -> None:
+    ds = read_movielens(write_movielens(tmp_path / "d", "253402300799"))
+    assert ds.interactions["timestamp"].iloc[1] == pd.Timestamp("9999-12-31T23:59:59Z")

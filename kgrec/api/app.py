@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from kgrec import __version__
@@ -67,6 +71,7 @@ def create_app(
     for error in STATUS:
         app.add_exception_handler(error, _kgrec_error)
     app.add_exception_handler(InvalidReference, _invalid_reference)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(Exception, _unexpected_error)
     return app
 
@@ -82,6 +87,23 @@ async def _invalid_reference(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InvalidReference)
     detail = [{"loc": list(loc), "msg": msg, "type": "value_error"} for loc, msg in exc.problems]
     return JSONResponse(status_code=422, content={"detail": detail})
+
+
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 body, with the non-finite numbers it echoes (``1e999``, ``NaN`` in a JSON body) as their
+    repr strings: JSON has no such numbers, and FastAPI's own handler fails on them (a 500)."""
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(exc.errors()))})
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:

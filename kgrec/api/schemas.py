@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from kgrec.graph_schema.vocabulary import Label, NODE_PROPS
 
@@ -139,7 +139,21 @@ class InteractionCreated(BaseModel):
     created: bool = Field(description="false when the event_id was recorded before")
 
 
-AttributeValue = str | bool | int | FiniteFloat | list[str] | list[bool] | list[int] | list[FiniteFloat]
+# Neo4j stores integers in 64 bits (the driver refuses bigger ones).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _int64(value: Any) -> Any:
+    """Refuse integers (alone or in a list) that Neo4j cannot store, before the union would take them as floats."""
+    for number in value if isinstance(value, list) else [value]:
+        if isinstance(number, int) and not isinstance(number, bool) and not INT64_MIN <= number <= INT64_MAX:
+            raise ValueError(f"integers must fit in 64 bits, {INT64_MIN} to {INT64_MAX} (got {number})")
+    return value
+
+
+AttributeValue = Annotated[
+    str | bool | int | FiniteFloat | list[str] | list[bool] | list[int] | list[FiniteFloat], BeforeValidator(_int64)
+]
 
 
 class ItemLink(BaseModel):

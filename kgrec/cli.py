@@ -48,7 +48,8 @@ def _graph():
 
 
 PortOption = Annotated[
-    Optional[int], typer.Option("--port", "-p", help="Bolt port (default: the port in NEO4J_URI, 7687).")
+    Optional[int],
+    typer.Option("--port", "-p", min=1, max=65535, help="Bolt port (default: the port in NEO4J_URI, 7687)."),
 ]
 
 
@@ -366,7 +367,7 @@ def _parse_mapping(entries: list[str]) -> dict[str, dict[str, str]]:
 def _load(dataset, options: dict, batch_size, rejects, fail_on_reject: bool, progress: bool) -> None:
     import datetime as dt
 
-    from kgrec.loaders.ingest import LoadOptions, LoadReport, load_dataset, validate
+    from kgrec.loaders.ingest import LoadOptions, LoadReport, check_rejects_path, load_dataset, validate
 
     settings = get_settings()
     try:
@@ -375,6 +376,7 @@ def _load(dataset, options: dict, batch_size, rejects, fail_on_reject: bool, pro
         raise KgrecError(str(e)) from e
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     rejects = rejects or settings.data_dir / "rejects" / f"{dataset.name}-{stamp}.csv"
+    check_rejects_path(rejects)  # --fail-on-reject writes it here, before load_dataset checks it
     with _graph() as graph:
         if fail_on_reject:
             _, rejected = validate(dataset, graph, load_options)
@@ -425,8 +427,11 @@ def synth(
     progress: Progress = True,
 ) -> None:
     """Write a synthetic dataset with planted structure (tastes tied to entities and to item text)."""
-    from kgrec.loaders.synth import SynthConfig, make_synthetic, write_dataset
+    from kgrec.loaders.synth import FORMATS, SynthConfig, make_synthetic, write_dataset
 
+    if fmt not in FORMATS:  # before the dataset is generated (write_dataset checks it too)
+        raise KgrecError(f"--format (got {fmt!r}) must be one of {', '.join(map(repr, FORMATS))}")
+    _out_folder(out)
     try:
         config = SynthConfig(
             users=users, items=items, entities=entities, interactions=interactions, topics=topics, seed=seed,
@@ -469,6 +474,7 @@ def export(
     except ValueError as e:
         raise KgrecError(f"--active-since {active_since!r} is not an ISO-8601 date") from e
     spec = None if split == "none" else SplitSpec(kind=split, val=val, test=test, seed=seed)  # type: ignore[arg-type]
+    _out_folder(out)
     subgraph = SubgraphFilter(entity=entity, active_since=since, sample_users=sample_users, seed=seed)
     with _graph() as graph, console.status("Exporting ..."):
         result = export_subgraph(graph, subgraph, split=spec, page_size=page_size, progress=progress)
@@ -478,6 +484,16 @@ def export(
                          [(k, str(v)) for k, v in counts.items()]))
     if result.meta["outside_snapshot"]:
         console.print(f"[yellow]edges outside the snapshot (not exported)[/yellow]: {result.meta['outside_snapshot']}")
+
+
+def _out_folder(path: Path, option: str = "--out") -> Path:
+    """``path`` if it can be the output folder, checked before any work: refused when it, or the nearest of
+    its parents that exists, is not a folder (the results would be lost after the work is done)."""
+    existing = next(p for p in (path, *path.parents) if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"is under {existing}, which is a file"
+        raise KgrecError(f"{option} {path} {where}, not a folder: choose a folder")
+    return path
 
 
 # -- kgrec train / evaluate ---------------------------------------------------------------------------
@@ -559,14 +575,17 @@ def train(
 ) -> None:
     """Train KGRec (text + knowledge graph + collaborative signal, attention fusion) on an export."""
     from kgrec.model.harness import build, results_dict, run, save_checkpoint, write_results
+    from kgrec.model.text import resolve_model
 
+    _out_folder(out)
     data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed, device,
                                                                 progress, rating_weight, negatives, kg_graph,
                                                                 num_neighbors, batch_size, neighbourhood_model,
                                                                 cold_lift)
     model = build("kgrec", items, entities, config, train_config, progress)
     result = run("kgrec", model, data)
-    path = save_checkpoint(model, out / "kgrec.pt", {"export": str(export), "metrics": result.metrics})
+    path = save_checkpoint(model, out / "kgrec.pt", data, {"export": str(export), "metrics": result.metrics,
+                                                           "text_model": resolve_model(get_settings().text_model)})
     write_results([result], out, f"KGRec on {export}")
     (out / "metrics.json").write_text(__import__("json").dumps(results_dict(result), indent=2))
     console.print(f"Trained in {result.train_seconds:.0f}s (best epoch {result.best_epoch}); test: "
@@ -601,12 +620,14 @@ def evaluate_models(
     """Train and compare models on the export's split (full ranking, training items excluded)."""
     from kgrec.model.harness import build, run, write_results
 
+    names = _model_names(models)
+    _out_folder(out)
     data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed, device,
                                                                 progress, rating_weight, negatives, kg_graph,
                                                                 num_neighbors, batch_size, neighbourhood_model,
                                                                 cold_lift)
     results = []
-    for name in [m.strip() for m in models.split(",") if m.strip()]:
+    for name in names:
         console.print(f"[bold]{name}[/bold] ...")
         results.append(run(name, build(name, items, entities, config, train_config, progress), data))
         r = results[-1]
@@ -618,11 +639,26 @@ def evaluate_models(
     console.print(f"Written: {paths['md']}, {paths['csv']}, {paths['png']}")
 
 
+def _model_names(models: str) -> list[str]:
+    """The names in ``--models``, all checked before any model trains."""
+    from kgrec.model.harness import ABLATIONS, MODELS, RATING_MODELS
+
+    known = MODELS + ABLATIONS + RATING_MODELS
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    if not names:
+        raise KgrecError(f"--models (got {models!r}): no models given; choose from {', '.join(known)}")
+    for name in names:
+        if name not in known:
+            raise KgrecError(f"unknown model {name!r}: choose from {', '.join(known)}")
+    return names
+
+
 # -- kgrec run / recommend ----------------------------------------------------------------------------
 @app.command("run")
 def run_pipeline_cmd(
     top_k: Annotated[int, typer.Option("--top-k", min=1, max=1000, help="Recommendations written per user.")] = 50,
-    run_id: Annotated[Optional[str], typer.Option(help="The ModelRun id (default: run-<UTC timestamp>).")] = None,
+    run_id: Annotated[Optional[str], typer.Option(help="The ModelRun id, also the name of its checkpoint folder: "
+                                                  "letters, digits, '.', '_', '-' (default: run-<UTC timestamp>).")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option(help="Load this kgrec.pt (or run folder) instead of training.")] = None,
     dim: Dim = 64,
     layers: Layers = 3,
@@ -697,7 +733,7 @@ def recommend_cmd(
 
 @app.command("refresh")
 def refresh_cmd(
-    run_id: Annotated[Optional[str], typer.Option(help="The new run's id (default: refresh-<UTC timestamp>).")] = None,
+    run_id: Annotated[Optional[str], typer.Option(help="The new run's id, a plain name as for `kgrec run` (default: refresh-<UTC timestamp>).")] = None,
     top_k: Annotated[Optional[int], typer.Option("--top-k", min=1, max=1000, help="Default: the active run's.")] = None,
     progress: Progress = True,
 ) -> None:
@@ -722,7 +758,7 @@ LOOP, HTTP = ("asyncio" if sys.platform == "win32" else "uvloop"), "httptools"  
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     workers: Annotated[
         int,
         typer.Option(

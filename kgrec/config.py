@@ -70,6 +70,12 @@ class Settings(BaseSettings):
         parsed = urlparse(value)
         if parsed.scheme not in BOLT_SCHEMES or not parsed.hostname:
             raise ValueError(f"NEO4J_URI (got {value!r}) must look like bolt://host:port or neo4j://host:port")
+        try:
+            port = parsed.port
+        except ValueError:  # not a number, or beyond 65535
+            port = 0
+        if port == 0:
+            raise ValueError(f"NEO4J_URI (got {value!r}) must name a port from 1 to 65535, or none (7687)")
         return value
 
     @field_validator("neo4j_heap", "neo4j_pagecache")

@@ -51,7 +51,7 @@ class LocalNeo4j:
 
     Args:
         home: folder for configuration, store, logs and pid file.
-        port: Bolt port on ``host``.
+        port: Bolt port on ``host``, 1 to 65535 (else :class:`~kgrec.errors.LocalNeo4jError`).
         password: password of the ``neo4j`` user; set on a new store, checked on an existing one.
         heap: JVM heap (``-Xmx``), like ``1g``.
         pagecache: Neo4j page cache, like ``512m``.
@@ -67,13 +67,17 @@ class LocalNeo4j:
     host: str = "127.0.0.1"
     launcher_dir: Path = LAUNCHER_DIR
 
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise LocalNeo4jError(f"the Bolt port (got {self.port}) must be from 1 to 65535")
+
     @classmethod
     def from_settings(cls, settings: Settings, *, port: int | None = None, with_password: bool = True) -> LocalNeo4j:
         """The local server the settings describe; ``with_password=False`` for status, stop and logs,
         which need no secret."""
         return cls(
             home=settings.neo4j_home,
-            port=port or settings.bolt_port,
+            port=settings.bolt_port if port is None else port,
             password=settings.neo4j_password if with_password else "",
             heap=settings.neo4j_heap,
             pagecache=settings.neo4j_pagecache,

@@ -42,8 +42,8 @@ from kgrec.loaders.splits import SplitSpec
 from kgrec.model.data import RecData
 from kgrec.model.evaluate import evaluate
 from kgrec.model.explain import Explainer
-from kgrec.model.harness import rating_metrics, text_vectors
-from kgrec.model.inductive import CHECKPOINT, build_net
+from kgrec.model.harness import rating_metrics, save_checkpoint, text_vectors
+from kgrec.model.inductive import CHECKPOINT, build_net, read_checkpoint
 from kgrec.model.kgrec_net import KGRec, KGRecConfig
 from kgrec.model.metrics import exclude_
 from kgrec.model.text import TextEncoder, resolve_model
@@ -103,7 +103,7 @@ Step = Callable[[str], None]
 def run_pipeline(graph: Graph, settings: Settings, config: PipelineConfig = PipelineConfig(), *,
                  progress: bool = False, say: Step = log.info) -> PipelineResult:
     """Run the whole pipeline; see the module docstring."""
-    run_id = config.run_id or "run-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run_id = writeback.check_run_id(config.run_id or "run-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"))
     if graph.read(q.GET_RUN, run=run_id):
         raise KgrecError(f"a ModelRun {run_id!r} exists already; choose a new run id")
     seconds: dict[str, float] = {}
@@ -200,24 +200,14 @@ def _names(hetero) -> list[str]:
 
 
 def _save(model: KGRec, run_dir: Path, data: RecData, text_model: str, metrics: dict[str, float]) -> Path:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / CHECKPOINT
-    torch.save({
-        **model.checkpoint(), "text_model": text_model, "metrics": metrics,
-        "user_ids": data.user_ids, "item_ids": data.item_ids, "entity_ids": data.entity_ids,
-        "trained_item_ids": [data.item_ids[k] for k in torch.nonzero(model.net.item_has_id).flatten().tolist()],
-        "cold_anchors": model.net.cold_anchors(),  # where new items are placed (KGRecNet.new_item_embeddings)
-    }, path)
-    return path
+    return save_checkpoint(model, run_dir / CHECKPOINT, data, {"text_model": text_model, "metrics": metrics})
 
 
 def _load(path: Path, data: RecData, item_text: torch.Tensor | None = None) -> KGRec:
     """A trained KGRec from a checkpoint, attached to ``data`` (whose ids must be the checkpoint's);
     ``item_text``: the items' text vectors, for the cold items' text channel."""
     path = path / CHECKPOINT if path.is_dir() else path
-    if not path.is_file():
-        raise KgrecError(f"checkpoint {path} does not exist")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = read_checkpoint(path)
     for kind in ("user", "item", "entity"):
         if checkpoint.get(f"{kind}_ids") != getattr(data, f"{kind}_ids"):
             raise KgrecError(f"checkpoint {path} was trained on other {kind}s than the graph now holds; "

@@ -36,7 +36,7 @@ from kgrec.loaders import writeback
 from kgrec.loaders.export import export_subgraph
 from kgrec.model.data import RecData
 from kgrec.model.harness import text_vectors
-from kgrec.model.inductive import CHECKPOINT
+from kgrec.model.inductive import CHECKPOINT, read_checkpoint
 from kgrec.model.kgrec_net import KGRec, KGRecConfig, KGRecNet
 from kgrec.model.text import TextEncoder
 from kgrec.model.text_graph import encode_items_in_graph
@@ -66,9 +66,9 @@ def refresh(graph: Graph, settings: Settings, *, run_id: str | None = None, top_
     if not base["checkpoint"] or not (Path(base["checkpoint"]) / CHECKPOINT).is_file():
         raise KgrecError(f"the active run {base['id']!r} has no checkpoint on this machine "
                          f"({base['checkpoint']}); refresh needs it — or retrain with `kgrec run`")
-    checkpoint = torch.load(Path(base["checkpoint"]) / CHECKPOINT, map_location="cpu", weights_only=False)
+    checkpoint = read_checkpoint(Path(base["checkpoint"]) / CHECKPOINT)
     top_k = top_k or base["top_k"] or 50
-    run_id = run_id or "refresh-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run_id = writeback.check_run_id(run_id or "refresh-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"))
 
     encoder = TextEncoder(settings.text_model, settings.data_dir / "text_cache", progress=progress)
     say("Encoding changed item text ...")

@@ -276,6 +276,7 @@ ACTIVE_RUN = (
     f"MATCH (r:{quote(Label.MODEL_RUN)} {{active: true}}) "
     "RETURN r.id AS id, r.embedding_slot AS slot, r.status AS status, toString(r.created_at) AS created_at"
 )
+ENTITY_EXISTS = f"MATCH (e:{quote(Label.ENTITY)} {{id: $entity}}) RETURN count(e) > 0 AS found"
 GET_RUN = (
     f"MATCH (r:{quote(Label.MODEL_RUN)} {{id: $run}}) "
     "RETURN r.id AS id, r.embedding_slot AS slot, r.status AS status, r.active AS active"

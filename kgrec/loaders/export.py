@@ -105,8 +105,12 @@ class Export:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def save(self, directory: Path) -> Path:
-        """Write ``graph.pt`` (the HeteroData), ``ids/<type>.parquet`` (index → graph id) and ``meta.json``."""
+        """Write ``graph.pt`` (the HeteroData), ``ids/<type>.parquet`` (index → graph id) and ``meta.json``,
+        last: an export without it was cut off while saving, and :meth:`load` refuses it."""
+        if directory.exists() and not directory.is_dir():
+            raise ExportError(f"{directory} is a file, not a folder: choose a folder for the export")
         directory.mkdir(parents=True, exist_ok=True)
+        (directory / "meta.json").unlink(missing_ok=True)  # an older export here is incomplete until the end
         torch.save(self.data, directory / "graph.pt")
         (directory / "ids").mkdir(exist_ok=True)
         for node_type in self.data.node_types:
@@ -117,8 +121,23 @@ class Export:
 
     @classmethod
     def load(cls, directory: Path) -> Export:
-        data = torch.load(directory / "graph.pt", weights_only=False)
-        return cls(data=data, meta=json.loads((directory / "meta.json").read_text()))
+        """The export saved in ``directory``; an :class:`ExportError` naming what is wrong when it is missing,
+        cut off (no ``meta.json``) or unreadable."""
+        graph_file, meta_file = directory / "graph.pt", directory / "meta.json"
+        if not graph_file.is_file():
+            raise ExportError(f"{directory} holds no export (graph.pt): run `kgrec export --out {directory}` first")
+        if not meta_file.is_file():
+            raise ExportError(f"the export in {directory} is incomplete (no meta.json: saving it was cut off); "
+                              f"export again with `kgrec export --out {directory}`")
+        try:
+            data = torch.load(graph_file, weights_only=False)
+            meta = json.loads(meta_file.read_text())
+        except Exception as e:  # what unpickling or parsing a damaged file happens to raise
+            raise ExportError(f"the export in {directory} cannot be read ({type(e).__name__}: {e}); "
+                              f"export again with `kgrec export --out {directory}`") from e
+        if not isinstance(data, HeteroData):
+            raise ExportError(f"{graph_file} holds a {type(data).__name__}, not an export's HeteroData")
+        return cls(data=data, meta=meta)
 
 
 def export_subgraph(
@@ -133,6 +152,8 @@ def export_subgraph(
     """Export the chosen subgraph as HeteroData, with an evaluation split of the interactions."""
     if page_size < 1:
         raise ValueError(f"'page_size' (got {page_size}) must be >= 1")
+    if subgraph.entity is not None and not graph.read(q.ENTITY_EXISTS, entity=subgraph.entity)[0]["found"]:
+        raise ExportError(f"no entity {subgraph.entity!r} in the graph: the subgraph of its items would be empty")
     moved: dict[str, tuple[int, int]] = {}
     for attempt in range(1, max_attempts + 1):
         before, degrees = _counts(graph)

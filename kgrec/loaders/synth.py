@@ -55,6 +55,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kgrec.errors import KgrecError
 from kgrec.loaders.dataset import Dataset
 
 #: Hand-written topics: (name, 12 descriptive words). More topics get generated pseudo-words.
@@ -606,6 +607,7 @@ def _ratings(plan: _Plan, users: np.ndarray, items: np.ndarray, gen: np.random.G
 # Writing.
 
 _SEPARATORS = {"csv": ",", "tsv": "\t"}
+FORMATS = (*_SEPARATORS, "parquet")
 
 
 def write_dataset(dataset: Dataset, out_dir: Path | str, fmt: str = "csv") -> dict[str, Path]:
@@ -622,12 +624,18 @@ def write_dataset(dataset: Dataset, out_dir: Path | str, fmt: str = "csv") -> di
         The path written for each table, by table name.
 
     Raises:
-        ValueError: ``fmt`` is not one of the three.
+        KgrecError: ``fmt`` is not one of the three, or ``out_dir`` is a file or cannot be created; checked
+            before anything is written.
     """
-    if fmt not in (*_SEPARATORS, "parquet"):
-        raise ValueError(f"'fmt' (got {fmt!r}) must be one of 'csv', 'tsv', 'parquet'")
+    if fmt not in FORMATS:
+        raise KgrecError(f"the format (got {fmt!r}) must be one of 'csv', 'tsv', 'parquet'")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise KgrecError(f"{out_dir} is a file, not a folder: choose a folder for the dataset's files")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a parent is a file, no permission, ...
+        raise KgrecError(f"cannot create the folder {out_dir}: {e.strerror or e}") from e
     paths: dict[str, Path] = {}
     for name, table in dataset.tables().items():
         path = out_dir / f"{name}.{fmt}"

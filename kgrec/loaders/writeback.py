@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,10 +54,22 @@ def active_run(graph: Graph) -> Run | None:
     return Run(rows[0]["id"], rows[0]["slot"]) if rows else None
 
 
+#: A run id: it names the run's folder of checkpoints too, so a plain file name — letters, digits, ``.``,
+#: ``_``, ``-``, starting with a letter or digit, at most 128 characters.
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id`` if it matches :data:`RUN_ID`, else a :class:`WriteBackError` naming it."""
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
+        raise WriteBackError(f"run id {run_id!r} is not a plain name: use 1-128 letters, digits, '.', '_' or '-', "
+                             "starting with a letter or digit")
+    return run_id
+
+
 def start_run(graph: Graph, run_id: str, params: dict[str, Any] | None = None) -> Run:
     """Create the run in the slot the active run does not use."""
-    if not run_id or not run_id.strip():
-        raise WriteBackError("a run id must not be empty")
+    check_run_id(run_id)
     if graph.read(q.GET_RUN, run=run_id):
         raise WriteBackError(f"a ModelRun {run_id!r} exists already; choose a new run id")
     current = active_run(graph)

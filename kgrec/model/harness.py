@@ -47,8 +47,6 @@ class Result:
 
 def load_data(export_dir: Path) -> RecData:
     """The RecData of a saved export (``kgrec export --out DIR``)."""
-    if not (export_dir / "graph.pt").is_file():
-        raise KgrecError(f"{export_dir} holds no export (graph.pt): run `kgrec export --out {export_dir}` first")
     return RecData.from_hetero(Export.load(export_dir).data)
 
 
@@ -182,11 +180,22 @@ def _plot_curves(results: list[Result], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def save_checkpoint(model: KGRec, path: Path, extra: dict[str, Any]) -> Path:
-    """Weights with the model and training configuration and the id maps (nanoGPT-style)."""
-    state = model.checkpoint()
+def save_checkpoint(model: KGRec, path: Path, data: RecData, extra: dict[str, Any]) -> Path:
+    """Weights with the model and training configuration (nanoGPT-style), the id maps of ``data`` (the data
+    the model is attached to), which items had interactions to train on and where cold items are placed,
+    and ``extra``: what :func:`kgrec.model.inductive.read_checkpoint` reads back, so ``kgrec run
+    --checkpoint`` takes a ``kgrec train`` checkpoint too. Written to ``<path>.partial`` and renamed, so an
+    interrupted save leaves no cut-off ``path``."""
+    state = {
+        **model.checkpoint(), "user_ids": data.user_ids, "item_ids": data.item_ids, "entity_ids": data.entity_ids,
+        "trained_item_ids": [data.item_ids[k] for k in torch.nonzero(model.net.item_has_id).flatten().tolist()],
+        "cold_anchors": model.net.cold_anchors(),  # where new items are placed (KGRecNet.new_item_embeddings)
+        **extra,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({**state, **extra}, path)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(state, partial)
+    partial.replace(path)
     return path
 
 

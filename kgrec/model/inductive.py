@@ -21,6 +21,25 @@ from kgrec.errors import KgrecError
 from kgrec.model.kgrec_net import KGRecConfig, KGRecNet
 
 CHECKPOINT = "kgrec.pt"
+#: What every checkpoint that ``kgrec run``, ``kgrec refresh`` or ``kgrec train`` writes holds.
+CHECKPOINT_KEYS = ("state_dict", "config", "train_config", "relation_index", "user_ids", "item_ids", "entity_ids")
+
+
+def read_checkpoint(path: Path, keys: Sequence[str] = CHECKPOINT_KEYS) -> dict[str, Any]:
+    """A saved checkpoint (``kgrec.pt``), refused with a :class:`KgrecError` naming ``path`` when it is missing,
+    cannot be unpickled (damaged, or another kind of file) or lacks any of ``keys`` (what the caller needs)."""
+    if not path.is_file():
+        raise KgrecError(f"checkpoint {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch.load raises what unpickling a foreign or cut-off file happens to raise
+        raise KgrecError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e}): it is damaged or not a "
+                         "kgrec checkpoint") from e
+    missing = [key for key in keys if key not in checkpoint] if isinstance(checkpoint, dict) else ["all"]
+    if missing:
+        raise KgrecError(f"checkpoint {path} is not a kgrec checkpoint: it lacks {', '.join(missing)} "
+                         "(written by an older kgrec, or another program?)")
+    return checkpoint
 
 
 def build_net(checkpoint: dict[str, Any]) -> KGRecNet:
@@ -63,15 +82,9 @@ class ItemEmbedder:
 
     @classmethod
     def load(cls, checkpoint_dir: str | Path) -> ItemEmbedder:
-        path = Path(checkpoint_dir) / CHECKPOINT
-        if not path.is_file():
-            raise KgrecError(f"{path} does not exist: the run's checkpoint is missing")
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        entity_ids = checkpoint.get("entity_ids")
-        if entity_ids is None:
-            raise KgrecError(f"{path} has no entity id map; it was not written by `kgrec run`")
+        checkpoint = read_checkpoint(Path(checkpoint_dir) / CHECKPOINT, ("state_dict", "config", "relation_index", "entity_ids"))
         return cls(build_net(checkpoint), dict(checkpoint["relation_index"]),
-                   {e: k for k, e in enumerate(entity_ids)}, checkpoint.get("text_model", ""),
+                   {e: k for k, e in enumerate(checkpoint["entity_ids"])}, checkpoint.get("text_model", ""),
                    checkpoint.get("cold_anchors"))
 
     @property

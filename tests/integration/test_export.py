@@ -83,6 +83,9 @@ def test_filters(loaded) -> None:
     again = export_subgraph(graph, SubgraphFilter(sample_users=25, seed=1)).data
     assert len(sample["user"].node_id) == 25 and sample["user"].node_id == again["user"].node_id
 
+    with pytest.raises(ExportError, match="no entity 'nonexistent' in the graph"):  # was: an empty export, exit 0
+        export_subgraph(graph, SubgraphFilter(entity="nonexistent"))
+
 
 def test_splits_recorded_and_reproducible(loaded) -> None:
     graph, _ = loaded

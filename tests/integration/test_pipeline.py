@@ -83,6 +83,13 @@ def test_run_writes_a_complete_active_run(loaded: Graph, settings: Settings) -> 
     assert {u: [i for i, _, _ in v] for u, v in reloaded.items()} == {u: [i for i, _, _ in v] for u, v in got.items()}
     assert [s for v in reloaded.values() for _, s, _ in v] == pytest.approx([s for v in got.values() for _, s, _ in v], rel=1e-4)
     assert again.previous == "a"
+    # a run id names the run's folder: one that is not a plain name is refused before any work
+    for bad in ("../../escaped", "runs/x"):
+        with pytest.raises(writeback.WriteBackError, match="not a plain name"):
+            run_pipeline(loaded, settings, config(bad))
+        with pytest.raises(writeback.WriteBackError, match="not a plain name"):
+            refresh(loaded, settings, run_id=bad)
+    assert not (settings.data_dir.parent / "escaped").exists() and not (settings.data_dir / "runs" / "runs").exists()
 
 
 def test_a_run_trained_on_neighbour_sampled_batches(loaded: Graph, settings: Settings) -> None:

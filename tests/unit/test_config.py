@@ -67,6 +67,20 @@ def test_bad_uri_is_named(monkeypatch: pytest.MonkeyPatch, uri: str) -> None:
         load_settings()
 
 
+@pytest.mark.parametrize("port", ["99999", "65536", "0", "-5", "http"])
+def test_uri_port_out_of_range_is_named(monkeypatch: pytest.MonkeyPatch, port: str) -> None:
+    monkeypatch.setenv("NEO4J_URI", f"bolt://127.0.0.1:{port}")
+    with pytest.raises(ConfigError, match=r"NEO4J_URI .* must name a port from 1 to 65535"):
+        load_settings()
+
+
+@pytest.mark.parametrize("uri, port", [("bolt://127.0.0.1:1", 1), ("neo4j+s://db.example:65535", 65535),
+                                       ("bolt://[::1]:7690", 7690), ("bolt://db.example", 7687)])
+def test_uri_ports_in_range(monkeypatch: pytest.MonkeyPatch, uri: str, port: int) -> None:
+    monkeypatch.setenv("NEO4J_URI", uri)
+    assert load_settings().bolt_port == port
+
+
 @pytest.mark.parametrize("size, ok", [("512m", True), ("2G", True), ("lots", False), ("512", False), ("m", False)])
 def test_memory_sizes(monkeypatch: pytest.MonkeyPatch, size: str, ok: bool) -> None:
     monkeypatch.setenv("KGREC_NEO4J_HEAP", size)

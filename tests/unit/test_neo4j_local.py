@@ -7,7 +7,7 @@ import pytest
 
 from kgrec.errors import LocalNeo4jError
 from kgrec.neo4j_local import LocalNeo4j, _check_port_free, find_java, parse_java_major
-from tests.conftest import free_port
+from tests.conftest import free_port, make_settings
 
 
 @pytest.mark.parametrize(
@@ -59,6 +59,16 @@ def test_port_in_use_is_named() -> None:
         with pytest.raises(LocalNeo4jError, match=f"port {port} on 127.0.0.1 is already in use .* --port"):
             _check_port_free("127.0.0.1", port)
     _check_port_free("127.0.0.1", free_port())
+
+
+@pytest.mark.parametrize("port", [0, -5, 65536, 99999])
+def test_port_out_of_range_is_named(tmp_path: Path, port: int) -> None:
+    with pytest.raises(LocalNeo4jError, match=rf"Bolt port \(got {port}\) must be from 1 to 65535"):
+        LocalNeo4j(home=tmp_path, port=port)
+    settings = make_settings(neo4j_password_="whatever-123", data_dir=tmp_path)
+    with pytest.raises(LocalNeo4jError, match=rf"got {port}\)"):  # not the NEO4J_URI port instead of 0
+        LocalNeo4j.from_settings(settings, port=port)
+    assert LocalNeo4j.from_settings(settings).port == 7687 and LocalNeo4j(home=tmp_path, port=65535).port == 65535
 
 
 def test_conf_has_bolt_on_loopback_and_no_http(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kgrec.errors import KgrecError
 from kgrec.loaders.dataset import ID_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from kgrec.loaders.synth import (FILLER_WORDS, SynthConfig, _sample_distinct, make_synthetic, topic_vocabulary,
                                  write_dataset)
@@ -253,8 +254,18 @@ def test_write_dataset_round_trip(fmt: str, tmp_path: Path) -> None:
 
 
 def test_write_dataset_rejects_unknown_format(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=re.escape("'fmt' (got 'xlsx') must be one of 'csv', 'tsv', 'parquet'")):
-        write_dataset(make_synthetic(TINY), tmp_path, fmt="xlsx")
+    with pytest.raises(KgrecError, match=re.escape("format (got 'xlsx') must be one of 'csv', 'tsv', 'parquet'")):
+        write_dataset(make_synthetic(TINY), tmp_path / "out", fmt="xlsx")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("out, message", [("taken", "/taken is a file, not a folder"),
+                                          ("taken/sub", "cannot create the folder .*/taken/sub")])
+def test_write_dataset_refuses_an_out_dir_that_is_or_is_under_a_file(tmp_path: Path, out: str, message: str) -> None:
+    (tmp_path / "taken").write_text("mine")
+    with pytest.raises(KgrecError, match=message):
+        write_dataset(make_synthetic(TINY), tmp_path / out)
+    assert (tmp_path / "taken").read_text() == "mine"
 
 
 def test_write_dataset_timestamps_keep_fractions_and_missing_values(tmp_path: Path) -> None:

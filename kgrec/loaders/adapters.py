@@ -33,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from kgrec.errors import KgrecError
-from kgrec.loaders.dataset import Dataset
+from kgrec.loaders.dataset import TIME_RANGE, Dataset
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,7 @@ HETREC_FILES = ("artists.dat", "tags.dat", "user_artists.dat", "user_friends.dat
 KGCN_FILES = ("user_artists.dat", "item_index2entity_id.txt", "kg.txt")
 MOVIELENS_FILES = ("ratings.csv", "movies.csv", "links.csv", "tags.csv")
 RECBOLE_SUFFIXES = (".inter", ".item", ".kg", ".link")
-UNIX_SECONDS = (  # the times Python's datetime (and so the driver and the exports) can hold
-    pd.Timestamp("0001-01-01", tz="UTC").timestamp(),
-    pd.Timestamp("9999-12-31T23:59:59", tz="UTC").timestamp(),
-)
+UNIX_SECONDS = tuple(t.timestamp() for t in TIME_RANGE)  # the times Python's datetime can hold, in Unix seconds
 
 
 class AdapterError(KgrecError):

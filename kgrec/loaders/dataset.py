@@ -53,6 +53,9 @@ ID_COLUMNS: dict[str, tuple[str, ...]] = {
     "relations": ("relation",),
 }
 DEFAULT_KIND = "interaction"
+#: The times an interaction can have: what Python's ``datetime`` holds (the driver, the API and the exports
+#: convert to it), so a load refuses a timestamp outside, instead of a later read failing on it.
+TIME_RANGE = (pd.Timestamp("0001-01-01", tz="UTC"), pd.Timestamp("9999-12-31T23:59:59", tz="UTC"))
 
 
 @dataclass

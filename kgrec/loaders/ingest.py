@@ -45,7 +45,7 @@ from kgrec.db import Graph
 from kgrec.errors import KgrecError
 from kgrec.graph_schema import queries as q
 from kgrec.graph_schema.vocabulary import NODE_PROPS, Label
-from kgrec.loaders.dataset import DEFAULT_KIND, ID_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Dataset
+from kgrec.loaders.dataset import DEFAULT_KIND, ID_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, TIME_RANGE, Dataset
 
 log = logging.getLogger(__name__)
 
@@ -402,12 +402,15 @@ def _clean_interactions(frame: pd.DataFrame, rejects: _Rejects) -> pd.DataFrame:
     if "timestamp" in frame.columns:
         raw = frame["timestamp"]
         parsed = _parse_timestamps(raw)
-        bad = raw.notna() & parsed.isna()
+        unparsed = raw.notna() & parsed.isna()
+        outside = parsed.notna() & ~parsed.between(*TIME_RANGE)
         frame = rejects.add(
-            "interactions", frame, bad,
-            lambda rows: [f"timestamp {v!r} is neither ISO-8601 nor Unix seconds" for v in rows["timestamp"]],
+            "interactions", frame, unparsed | outside,
+            lambda rows: [f"timestamp {v!r} is outside the years 1 to 9999" if out else
+                          f"timestamp {v!r} is neither ISO-8601 nor Unix seconds"
+                          for v, out in zip(rows["timestamp"], outside[rows.index])],
         )
-        frame["timestamp"] = parsed[~bad]
+        frame["timestamp"] = parsed[~(unparsed | outside)]
     if "kind" in frame.columns:
         kind = frame["kind"].astype("string").str.strip()
         frame["kind"] = kind.mask(kind.isna() | (kind == ""), DEFAULT_KIND)

@@ -56,6 +56,23 @@ def test_ids_are_stripped_and_new_relations_registered() -> None:
     assert clean.relations["relation"].tolist() == ["mood"]
 
 
+def test_timestamps_outside_the_years_python_holds_are_rejected_rows() -> None:
+    """Unix seconds past the year 9999 (1e12: the year 33658) parse in pandas but not in Python's datetime,
+    which the driver, the API and the exports use: such a row is rejected with its reason, not loaded."""
+    times = ["1e12", "253402300799", "-62135596800", "-62135596801", "1600000000", "9999-12-31T23:59:59Z", "yesterday"]
+    dataset = Dataset("t", interactions=pd.DataFrame({"user_id": [f"u{k}" for k in range(len(times))],
+                                                      "item_id": ["i1"] * len(times), "timestamp": times}),
+                      items=pd.DataFrame({"item_id": ["i1"], "title": ["One"]}))
+    clean, rejected = validate(dataset)
+    assert {r.row: r.reason for r in rejected.itertuples()} == {
+        1: "timestamp '1e12' is outside the years 1 to 9999",
+        4: "timestamp '-62135596801' is outside the years 1 to 9999",
+        7: "timestamp 'yesterday' is neither ISO-8601 nor Unix seconds",
+    }
+    assert list(clean.interactions[ROW]) == [2, 3, 5, 6]
+    assert [t.year for t in clean.interactions["timestamp"]] == [9999, 1, 2020, 9999]
+
+
 def test_create_policy_adds_bare_nodes() -> None:
     dataset = Dataset("c", interactions=pd.DataFrame({"user_id": ["u1"], "item_id": ["new"]}))
     clean, rejected = validate(dataset, None, LoadOptions(unknown_refs="create"))

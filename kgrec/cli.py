@@ -641,16 +641,12 @@ def evaluate_models(
 
 def _model_names(models: str) -> list[str]:
     """The names in ``--models``, all checked before any model trains."""
-    from kgrec.model.harness import ABLATIONS, MODELS, RATING_MODELS
+    from kgrec.model.harness import MODEL_NAMES, check_model
 
-    known = MODELS + ABLATIONS + RATING_MODELS
     names = [m.strip() for m in models.split(",") if m.strip()]
     if not names:
-        raise KgrecError(f"--models (got {models!r}): no models given; choose from {', '.join(known)}")
-    for name in names:
-        if name not in known:
-            raise KgrecError(f"unknown model {name!r}: choose from {', '.join(known)}")
-    return names
+        raise KgrecError(f"--models (got {models!r}): no models given; choose from {', '.join(MODEL_NAMES)}")
+    return [check_model(name) for name in names]
 
 
 # -- kgrec run / recommend ----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from kgrec.graph_schema.vocabulary import Label, NODE_PROPS
+from kgrec.graph_schema.vocabulary import NEO4J_INTEGER, NODE_PROPS, Label
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"\S")]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
@@ -139,15 +139,11 @@ class InteractionCreated(BaseModel):
     created: bool = Field(description="false when the event_id was recorded before")
 
 
-# Neo4j stores integers in 64 bits (the driver refuses bigger ones).
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-
 def _int64(value: Any) -> Any:
     """Refuse integers (alone or in a list) that Neo4j cannot store, before the union would take them as floats."""
     for number in value if isinstance(value, list) else [value]:
-        if isinstance(number, int) and not isinstance(number, bool) and not INT64_MIN <= number <= INT64_MAX:
-            raise ValueError(f"integers must fit in 64 bits, {INT64_MIN} to {INT64_MAX} (got {number})")
+        if isinstance(number, int) and not isinstance(number, bool) and not NEO4J_INTEGER[0] <= number <= NEO4J_INTEGER[1]:
+            raise ValueError(f"integers must fit in 64 bits, {NEO4J_INTEGER[0]} to {NEO4J_INTEGER[1]} (got {number})")
     return value
 
 

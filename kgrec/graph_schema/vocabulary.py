@@ -60,6 +60,8 @@ class RelSpec:
 # Model embeddings are written into one of two slots: a run writes the slot the active run does not use,
 # then becomes active in one step, so readers never see a half-written run (see docs/schema.md).
 EMBEDDING_SLOTS = ("embedding_a", "embedding_b")
+#: The integers a Neo4j property can hold (64-bit signed; the driver refuses others).
+NEO4J_INTEGER = (-(2**63), 2**63 - 1)
 
 NODE_PROPS: dict[Label, tuple[Prop, ...]] = {
     Label.USER: (

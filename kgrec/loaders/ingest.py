@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 from kgrec.db import Graph
 from kgrec.errors import KgrecError
 from kgrec.graph_schema import queries as q
-from kgrec.graph_schema.vocabulary import NODE_PROPS, Label
+from kgrec.graph_schema.vocabulary import NEO4J_INTEGER, NODE_PROPS, Label
 from kgrec.loaders.dataset import DEFAULT_KIND, ID_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, TIME_RANGE, Dataset
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,6 @@ RESERVED_ITEM_PROPS = frozenset(p.name for p in NODE_PROPS[Label.ITEM]) - {"id",
 LOOKUP_BATCH = 10_000
 EPOCH = pd.Timestamp(0, tz="UTC")
 SOURCE = "kgrec_source"  # DataFrame.attrs key: where a table was read from ("items file movies.csv"), for errors
-INT64 = (-(2**63), 2**63 - 1)
 
 
 class DataFormatError(KgrecError):
@@ -346,7 +345,7 @@ def _scalar_kind(value: Any) -> str | None:
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int):
-        return "integer" if INT64[0] <= value <= INT64[1] else None
+        return "integer" if NEO4J_INTEGER[0] <= value <= NEO4J_INTEGER[1] else None
     for kind, types in (
         ("string", str), ("float", float), ("bytes", (bytes, bytearray)), ("datetime", dt.datetime), ("date", dt.date),
         ("time", dt.time), ("duration", dt.timedelta),

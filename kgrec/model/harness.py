@@ -32,6 +32,7 @@ MODELS = ("kgrec", "popularity", "itemknn", "ease", "mf-bpr", "lightgcn", "text"
 ABLATIONS = ("kgrec-no-text", "kgrec-no-kg", "kgrec-kg-shuffled", "kgrec-no-neighbourhood", "kgrec-uniform-negatives")
 #: Models that also predict explicit ratings (RMSE and MAE where the data has them).
 RATING_MODELS = ("kgrec-rating", "bias", "mean")
+MODEL_NAMES = MODELS + ABLATIONS + RATING_MODELS
 RATING_WEIGHT = 1.0  # the rating loss weight of "kgrec-rating" when the configuration sets none
 
 
@@ -73,6 +74,13 @@ def shuffled_knowledge(data: RecData, seed: int = 0) -> RecData:
     return RecData(**{**{f: getattr(data, f) for f in data.__dataclass_fields__}, "item_entity": shuffled})
 
 
+def check_model(name: str) -> str:
+    """``name`` if :func:`build` knows it, else a :class:`KgrecError` listing :data:`MODEL_NAMES`."""
+    if name not in MODEL_NAMES:
+        raise KgrecError(f"unknown model {name!r}: choose from {', '.join(MODEL_NAMES)}")
+    return name
+
+
 def build(name: str, item_vectors: torch.Tensor | None, entity_vectors: torch.Tensor | None,
           config: KGRecConfig, train: TrainConfig, progress: bool) -> Any:
     """A fresh model by name (see MODELS and ABLATIONS)."""
@@ -105,8 +113,7 @@ def build(name: str, item_vectors: torch.Tensor | None, entity_vectors: torch.Te
         "lightgcn": lambda: LightGCNRec(config.dim, config.num_layers, progress=progress, **base),
         "text": lambda: TextSimilarity(item_vectors),
     }
-    if name not in factories:
-        raise KgrecError(f"unknown model {name!r}: choose from {', '.join(MODELS + ABLATIONS + RATING_MODELS)}")
+    check_model(name)
     if name in ("text",) and item_vectors is None:
         raise KgrecError("the text baseline needs item text vectors")
     return factories[name]()

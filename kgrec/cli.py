@@ -15,6 +15,7 @@ from rich.table import Table
 
 from kgrec.config import get_settings
 from kgrec.errors import KgrecError
+from kgrec.paths import nearest_existing
 
 app = typer.Typer(
     help="kgrec: knowledge-enhanced recommendations whose system of record is a Neo4j graph.",
@@ -489,7 +490,7 @@ def export(
 def _out_folder(path: Path, option: str = "--out") -> Path:
     """``path`` if it can be the output folder, checked before any work: refused when it, or the nearest of
     its parents that exists, is not a folder (the results would be lost after the work is done)."""
-    existing = next(p for p in (path, *path.parents) if p.exists() or p == p.parent)
+    existing = nearest_existing(path)
     if not existing.is_dir():
         where = "is a file" if existing == path else f"is under {existing}, which is a file"
         raise KgrecError(f"{option} {path} {where}, not a folder: choose a folder")

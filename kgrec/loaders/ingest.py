@@ -46,6 +46,7 @@ from kgrec.errors import KgrecError
 from kgrec.graph_schema import queries as q
 from kgrec.graph_schema.vocabulary import NEO4J_INTEGER, NODE_PROPS, Label
 from kgrec.loaders.dataset import DEFAULT_KIND, ID_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, TIME_RANGE, Dataset
+from kgrec.paths import nearest_existing
 
 log = logging.getLogger(__name__)
 
@@ -539,9 +540,7 @@ def check_rejects_path(path: Path) -> None:
         if not os.access(path, os.W_OK):
             raise KgrecError(f"rejects file {path} is not writable")
         return
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
+    folder = nearest_existing(path.parent)
     if not folder.is_dir():
         raise KgrecError(f"rejects file {path} cannot be created: {folder} is a file, not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):

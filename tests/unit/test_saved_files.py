@@ -13,7 +13,17 @@ from kgrec.errors import KgrecError
 from kgrec.loaders.export import Export, ExportError
 from kgrec.loaders.writeback import WriteBackError, check_run_id
 from kgrec.model.inductive import CHECKPOINT_KEYS, read_checkpoint
+from kgrec.paths import nearest_existing
 from tests.conftest import assert_one_line_error, cli_env, run_cli
+
+
+def test_nearest_existing_is_the_path_or_its_nearest_existing_parent(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "f").write_text("x")
+    assert nearest_existing(tmp_path / "a") == tmp_path / "a"
+    assert nearest_existing(tmp_path / "a" / "b" / "c") == tmp_path / "a"
+    assert nearest_existing(tmp_path / "f" / "b") == tmp_path / "f"
+    assert nearest_existing(Path("/no-such-kgrec-folder/x")) == Path("/")
 
 
 @pytest.mark.parametrize("run_id", ["run-20261203-120000", "r0", "A", "refresh-1.2_x", "a" * 128])

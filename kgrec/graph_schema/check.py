@@ -1,10 +1,12 @@
 """``kgrec schema check``: a read-only audit of a graph that people also edit by hand.
 
-It reports nodes missing required properties, labels and relationship types outside the vocabulary,
+It reports nodes missing required properties, properties of the wrong type (an id that is a number, a text
+that is a list, a time that is a string), labels and relationship types outside the vocabulary,
 relationships between the wrong labels, duplicate ids (only where no uniqueness constraint already rules
-them out), items without text, entities linked to nothing, and knowledge relations that were never
-registered. Each finding has a severity: ``error`` breaks kgrec (export, training, write-back), ``warning``
-weakens it (an item without text has no text features).
+them out), the same link made twice between two nodes (a load of that interaction updates both and stops;
+the export counts a knowledge link or follow twice), items without text, entities linked to nothing, and
+knowledge relations that were never registered. Each finding has a severity: ``error`` breaks kgrec
+(export, training, write-back), ``warning`` weakens it (an item without text has no text features).
 """
 
 from __future__ import annotations
@@ -52,16 +54,41 @@ def check_graph(graph: Graph, *, sample: int = 5) -> list[Finding]:
         if (label.value, key) not in unique:
             run("error", "duplicate id", f"{label.value}.{key}", q.duplicate_ids(label, key))
 
+    for label, props in NODE_PROPS.items():
+        for row in graph.read(q.wrong_types(label), props=_typed(props), sample=sample):
+            findings.append(Finding("error", "wrong property type", f"{label.value}.{row['prop']}", row["count"],
+                                    [str(s) for s in row["sample"]]))
+    for spec in REL_SPECS.values():
+        if spec.props:
+            for row in graph.read(q.wrong_rel_types(spec.type), props=_typed(spec.props), sample=sample):
+                findings.append(Finding("error", "wrong property type", f"{spec.type.value}.{row['prop']}", row["count"],
+                                        [str(s) for s in row["sample"]]))
+
     for spec in REL_SPECS.values():
         run("error", "wrong endpoints", spec.type.value, q.wrong_endpoints(spec.type, spec.heads, spec.tails))
         for prop in spec.props:
             if prop.required:
                 run("error", "missing required property", f"{spec.type.value}.{prop.name}", q.missing_rel_property(spec.type, prop.name))
 
+    for severity, rel_type, what in (
+        ("error", RelType.INTERACTED, "kind"), ("warning", RelType.RELATES_TO, "relation"), ("warning", RelType.FOLLOWS, ""),
+    ):
+        run(severity, "duplicate link", rel_type.value, q.duplicate_links(rel_type), what=what)
     run("warning", "unregistered relation", "RELATES_TO.relation", q.UNREGISTERED_RELATIONS)
     run("warning", "item without text", "Item.text", q.ITEMS_WITHOUT_TEXT)
     run("warning", "entity linked to nothing", "Entity", q.UNLINKED_ENTITIES)
     return findings
+
+
+# what Neo4j's valueType() calls the values each vocabulary type admits (an integer where a float is expected is fine)
+VALUE_TYPES = {
+    "STRING": ["STRING"], "FLOAT": ["FLOAT", "INTEGER"], "INTEGER": ["INTEGER"], "BOOLEAN": ["BOOLEAN"],
+    "DATE TIME": ["ZONED DATETIME"], "LIST<FLOAT>": ["LIST<FLOAT"],
+}
+
+
+def _typed(props) -> list[dict[str, object]]:
+    return [{"name": p.name, "types": VALUE_TYPES[p.type]} for p in props]
 
 
 def _unique_constraints(graph: Graph) -> set[tuple[str, str]]:

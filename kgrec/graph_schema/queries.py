@@ -99,8 +99,8 @@ def duplicate_ids(label: Label, prop: str) -> str:
     )
 
 
-ITEMS_WITHOUT_TEXT = (
-    f"MATCH (i:{quote(Label.ITEM)}) WHERE i.text IS NULL OR trim(i.text) = '' "
+ITEMS_WITHOUT_TEXT = (  # a text that is not a string is the wrong-type check's finding (trim() would fail on it)
+    f"MATCH (i:{quote(Label.ITEM)}) WHERE i.text IS NULL OR (valueType(i.text) STARTS WITH 'STRING' AND trim(i.text) = '') "
     "WITH count(i) AS count, collect(i.id)[..$sample] AS sample RETURN count, sample"
 )
 UNLINKED_ENTITIES = (
@@ -131,6 +131,46 @@ def wrong_endpoints(rel_type: RelType, heads: tuple[Label, ...], tails: tuple[La
         f"MATCH (a)-[r:{quote(rel_type)}]->(b) WHERE NOT ({head_ok}) OR NOT ({tail_ok}) "
         "WITH count(r) AS count, collect(coalesce(a.id, elementId(a)) + ' -> ' + coalesce(b.id, elementId(b)))"
         "[..$sample] AS sample RETURN count, sample"
+    )
+
+
+def _shown(node: str) -> str:
+    """A node in a finding: its id where that is a string, else its element id."""
+    return f"CASE WHEN valueType({node}.id) STARTS WITH 'STRING' THEN {node}.id ELSE elementId({node}) END"
+
+
+def wrong_types(label: Label) -> str:
+    """Per property of ``$props`` (``[{name, types}]``), the nodes whose value's ``valueType()`` starts with
+    none of its ``types``: an id that is a number, a text that is a list, a time that is a string."""
+    return (
+        f"MATCH (n:{quote(label)}) UNWIND $props AS p WITH n, p, n[p.name] AS value "
+        "WHERE value IS NOT NULL AND NOT any(t IN p.types WHERE valueType(value) STARTS WITH t) "
+        f"WITH p.name AS prop, count(*) AS count, collect({_shown('n')} + ': ' + valueType(value))[..$sample] AS sample "
+        "RETURN prop, count, sample"
+    )
+
+
+def wrong_rel_types(rel_type: RelType) -> str:
+    """:func:`wrong_types` for the properties of relationships of ``rel_type``."""
+    return (
+        f"MATCH (a)-[r:{quote(rel_type)}]->(b) UNWIND $props AS p WITH a, b, p, r[p.name] AS value "
+        "WHERE value IS NOT NULL AND NOT any(t IN p.types WHERE valueType(value) STARTS WITH t) "
+        f"WITH p.name AS prop, count(*) AS count, "
+        f"collect({_shown('a')} + ' -> ' + {_shown('b')} + ': ' + valueType(value))[..$sample] AS sample "
+        "RETURN prop, count, sample"
+    )
+
+
+def duplicate_links(rel_type: RelType) -> str:
+    """Pairs of nodes joined twice by the same link, where kgrec keeps one: loaded interactions of one kind
+    (events recorded through the API, with an event_id, are their own), knowledge links of one relation, follows."""
+    key = {RelType.INTERACTED: "r.kind", RelType.RELATES_TO: "r.relation"}.get(rel_type, "''")
+    where = " WHERE r.event_id IS NULL" if rel_type is RelType.INTERACTED else ""
+    return (
+        f"MATCH (a)-[r:{quote(rel_type)}]->(b){where} WITH a, b, {key} AS key, count(r) AS copies WHERE copies > 1 "
+        "WITH count(*) AS count, collect(coalesce(a.id, elementId(a)) + ' -> ' + coalesce(b.id, elementId(b)) "
+        "+ CASE WHEN key = '' THEN '' ELSE ' (' + coalesce(toString(key), 'no ' + $what) + ')' END)[..$sample] AS sample "
+        "RETURN count, sample"
     )
 
 
@@ -182,9 +222,14 @@ MERGE_INTERACTIONS = (
     f"  MATCH (u:{quote(Label.USER)} {{id: row.user_id}}) MATCH (i:{quote(Label.ITEM)} {{id: row.item_id}}) "
     f"  CREATE (u)-[r:{quote(RelType.INTERACTED)} {{kind: row.kind}}]->(i) {_SET_INTERACTION}"
     "  RETURN count(r) AS created } "
+    # a loaded interaction is the one of its kind without an event_id: an event recorded through the API is a
+    # relationship of its own, which a load neither merges into nor overwrites
     "CALL () { UNWIND $known AS row "
     f"  MATCH (u:{quote(Label.USER)} {{id: row.user_id}}) MATCH (i:{quote(Label.ITEM)} {{id: row.item_id}}) "
-    f"  MERGE (u)-[r:{quote(RelType.INTERACTED)} {{kind: row.kind}}]->(i) {_SET_INTERACTION}"
+    f"  OPTIONAL MATCH (u)-[old:{quote(RelType.INTERACTED)} {{kind: row.kind}}]->(i) WHERE old.event_id IS NULL "
+    "  OPTIONAL CALL (u, i, row, old) { WITH * WHERE old IS NULL "
+    f"    CREATE (u)-[new:{quote(RelType.INTERACTED)} {{kind: row.kind}}]->(i) RETURN new }} "
+    f"  WITH row, coalesce(old, new) AS r {_SET_INTERACTION}"
     "  RETURN count(r) AS merged } "
     "RETURN created + merged AS written"
 )

@@ -38,6 +38,8 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from neo4j.exceptions import Neo4jError
 from tqdm.auto import tqdm
 
@@ -51,7 +53,8 @@ from kgrec.paths import nearest_existing
 log = logging.getLogger(__name__)
 
 ROW = "_row"  # the 1-based data row in the source (header excluded), carried for reject reports
-RESERVED_ITEM_PROPS = frozenset(p.name for p in NODE_PROPS[Label.ITEM]) - {"id", "title", "text"}
+# item columns a file may not bring: those kgrec writes itself, and the id (the item_id column is the id)
+RESERVED_ITEM_PROPS = frozenset(p.name for p in NODE_PROPS[Label.ITEM]) - {"title", "text"}
 LOOKUP_BATCH = 10_000
 EPOCH = pd.Timestamp(0, tz="UTC")
 SOURCE = "kgrec_source"  # DataFrame.attrs key: where a table was read from ("items file movies.csv"), for errors
@@ -133,6 +136,12 @@ def read_table(source: str | Path | pd.DataFrame, table: str, columns: dict[str,
     if missing_mapped:
         raise DataFormatError(f"{where}: mapped column(s) {missing_mapped} not found (columns: {list(frame.columns)})")
     frame = frame.rename(columns=rename)
+    twice = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+    if twice:
+        raise DataFormatError(
+            f"{where}: column(s) {twice} appear twice once mapped (the file has its own column of the name a --map "
+            "gives another); rename or drop the file's own column"
+        )
     missing = [c for c in REQUIRED_COLUMNS[table] if c not in frame.columns]
     if missing:
         raise DataFormatError(
@@ -148,12 +157,20 @@ def _read_file(path: Path, where: str) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
+            # integer columns as pandas' nullable integers: with a missing value, read_parquet makes them floats,
+            # and the id 10 would become the text "10.0" (and ids beyond 2**53 would lose digits)
+            return pq.read_table(path).to_pandas(types_mapper=_NULLABLE_INTEGERS.get)
         if suffix in (".csv", ".tsv", ".tab", ".txt"):
             return _read_text(path, "," if suffix == ".csv" else "\t", where)
     except (ValueError, UnicodeDecodeError, OSError) as e:
         raise DataFormatError(f"{where} cannot be read: {e}") from e
     raise DataFormatError(f"{where}: unknown format {suffix!r}; use .csv, .tsv, .txt or .parquet")
+
+
+_NULLABLE_INTEGERS = {
+    pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype(),
+    pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(), pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype(),
+}
 
 
 def _read_text(path: Path, sep: str, where: str) -> pd.DataFrame:
@@ -174,7 +191,29 @@ def _read_text(path: Path, sep: str, where: str) -> pd.DataFrame:
             _check_field_counts(path, sep, where)
             raise DataFormatError(f"{where} cannot be read: {warning.message}")
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    _check_quoting(path, sep, where)
     return frame
+
+
+def _check_quoting(path: Path, sep: str, where: str) -> None:
+    """Raise naming the line of the first badly quoted value. pandas reads ``"Heroes" (album)`` as
+    ``Heroes (album)``, and a value that opens a quote it never closes swallows the rows after it into
+    one text, silently; Python's strict CSV reader refuses both. Files without a quote are not re-read."""
+    with open(path, "rb") as f:
+        if not any(b'"' in chunk for chunk in iter(lambda: f.read(1 << 20), b"")):
+            return
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f, delimiter=sep, strict=True)
+        start = 1  # the line the record being read starts on
+        try:
+            for _ in reader:
+                start = reader.line_num + 1
+        except csv.Error as e:
+            raise DataFormatError(
+                f"{where}: line {start}: a badly quoted value ({e}); a value that starts with a quote "
+                'must end with one, and quotes inside it are doubled ("He said ""hi"""): quote the whole value. '
+                "Nothing was written"
+            ) from None
 
 
 def _check_field_counts(path: Path, sep: str, where: str) -> None:
@@ -600,10 +639,16 @@ def write_dataset(graph: Graph, dataset: Dataset, options: LoadOptions, report: 
                         "may not be. Every write is idempotent: running the same load again completes it"
                     ) from e
                 got = records[0]["written"] if records else 0
-                if got != expected:
+                if got < expected:
                     raise LoadError(
                         f"loading {table}: a batch of {expected} rows wrote {got} — rows referring to nodes that "
                         "vanished during the load (deleted concurrently?); run the load again"
+                    )
+                if got > expected:  # one row updated several relationships: duplicates made by hand
+                    raise LoadError(
+                        f"loading {table}: a batch of {expected} rows updated {got} relationships, so the graph holds "
+                        "duplicates of the same link (made by hand?), and this batch, committed, updated each of them; "
+                        "`kgrec schema check` lists them: delete the extra ones and run the load again"
                     )
                 written += got
                 for key, value in counters.items():

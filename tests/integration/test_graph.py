@@ -99,7 +99,11 @@ def test_schema_check_finds_hand_edited_problems_and_writes_nothing(graph: Graph
         "(:Item {id: 'i1', title: 'dup', text: 'y'}), (e:Entity {id: 'e1', name: 'orphan'}), "
         "(e2:Entity {id: 'e2', name: 'Rock'}), (:Genre {name: 'legacy'}), "
         "(u)-[:LIKES]->(i), (i)-[:RELATES_TO]->(e2), (i)-[:RELATES_TO {relation: 'gnre'}]->(e2), "
-        "(u)-[:INTERACTED]->(e2)"
+        "(u)-[:INTERACTED]->(e2), (u)-[:INTERACTED {kind: 'view'}]->(i), (u)-[:INTERACTED {kind: 'view'}]->(i), "
+        "(u)-[:INTERACTED {kind: 'view', event_id: 'e1'}]->(i), (u)-[:INTERACTED {kind: 'buy'}]->(i), "
+        "(i)-[:RELATES_TO {relation: 'gnre'}]->(e2), (u)-[:FOLLOWS]->(u2:User {id: 'u2'}), (u)-[:FOLLOWS]->(u2), "
+        "(:Item {id: 42, title: 'numeric id', text: 'x'}), (:Item {id: 'i3', title: 1984, text: ['a', 'list']}), "
+        "(u)-[:INTERACTED {ts: '2026-12-01', weight: 3}]->(i)"
     )
     before = graph.read("MATCH (n) OPTIONAL MATCH (n)-[r]->() RETURN count(DISTINCT n) AS n, count(r) AS r")
     findings = {(f.check, f.subject): f for f in check_graph(graph)}
@@ -112,6 +116,17 @@ def test_schema_check_finds_hand_edited_problems_and_writes_nothing(graph: Graph
     assert findings[("duplicate id", "Item.id")].sample == ["i1"]  # no constraint yet: the check looks
     assert findings[("wrong endpoints", "INTERACTED")].sample == ["u1 -> e2"]
     assert findings[("unregistered relation", "RELATES_TO.relation")].sample == ["gnre"]
+    # hand-set values of the wrong type (each made export or refresh fail with a traceback)
+    assert findings[("wrong property type", "Item.id")].sample[0].endswith(": INTEGER NOT NULL")
+    assert findings[("wrong property type", "Item.title")].sample == ["i3: INTEGER NOT NULL"]
+    assert findings[("wrong property type", "Item.text")].sample == ["i3: LIST<STRING NOT NULL> NOT NULL"]
+    assert findings[("wrong property type", "INTERACTED.ts")].sample == ["u1 -> i1: STRING NOT NULL"]
+    assert ("wrong property type", "INTERACTED.weight") not in findings  # an integer where a float goes is fine
+    # the API's event (event_id) and the other kind are not duplicates of the two loaded views
+    assert findings[("duplicate link", "INTERACTED")].sample == ["u1 -> i1 (view)"]
+    assert findings[("duplicate link", "INTERACTED")].severity == "error"
+    assert findings[("duplicate link", "RELATES_TO")].sample == ["i1 -> e2 (gnre)"]
+    assert findings[("duplicate link", "FOLLOWS")].sample == ["u1 -> u2"]
     assert findings[("entity linked to nothing", "Entity")].sample == ["e1"]
     assert {("item without text", "Item.text")} <= findings.keys()
     assert findings[("unknown relationship type", "LIKES")].severity == "error"

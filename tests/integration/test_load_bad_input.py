@@ -16,7 +16,7 @@ from kgrec.config import get_settings
 from kgrec.db import Graph
 from kgrec.graph_schema import queries as q
 from kgrec.loaders.dataset import Dataset
-from kgrec.loaders.ingest import DataFormatError, LoadOptions, load_dataset, read_table
+from kgrec.loaders.ingest import DataFormatError, LoadError, LoadOptions, load_dataset, read_table
 from tests.conftest import assert_one_line_error, cli_env, run_cli
 from tests.integration.test_ingest import generic, graph_counts, write_files
 
@@ -123,3 +123,35 @@ def test_cli_ctrl_c_in_the_driver_exits_130(settings, graph: Graph, monkeypatch:
         get_settings.cache_clear()
     assert result.exit_code == 130, (result.exit_code, result.output, result.exception)
     assert "BufferError" not in result.output and "stopped at source rows" not in result.output
+
+
+def test_an_item_id_column_is_refused_and_writes_nothing(graph: Graph, tmp_path: Path) -> None:
+    """`SET i += props` with an `id` attribute would rename the item (the load then failed half-way, forever)."""
+    paths = write_files(tmp_path)
+    paths["items"].write_text("item_id,title,id\ni1,Blue Train,tt1\ni2,Kind of Blue,tt2\ni3,Nevermind,tt3\n")
+    with pytest.raises(DataFormatError, match=r"column\(s\) \['id'\] are written by kgrec itself"):
+        load_dataset(graph, generic(paths), QUIET)
+    assert graph_counts(graph) == EMPTY
+
+
+def test_a_load_leaves_the_apis_events_alone(graph: Graph) -> None:
+    """An event posted through the API is its own relationship: a load neither merges into it nor changes it."""
+    graph.write("CREATE (:Item {id: 'i1', title: 'T'})")
+    for event in ("e1", "e2"):
+        graph.write(q.API_RECORD_INTERACTION, item="i1", user="u1", event_id=event, kind="interaction",
+                    weight=1.0, rating=2.0, ts_ms=None)
+    interactions = pd.DataFrame({"user_id": ["u1"], "item_id": ["i1"], "rating": ["5"]})
+    for _ in range(2):  # a second load updates its own relationship
+        report = load_dataset(graph, Dataset("after-api", interactions=interactions), QUIET)
+        assert report.written == {"interactions": 1}
+    rows = graph.read("MATCH (:User {id: 'u1'})-[r:INTERACTED]->(:Item {id: 'i1'}) "
+                      "RETURN r.event_id AS event, r.rating AS rating ORDER BY event")
+    assert rows == [{"event": "e1", "rating": 2.0}, {"event": "e2", "rating": 2.0}, {"event": None, "rating": 5.0}]
+
+
+def test_duplicate_loaded_interactions_stop_the_load_naming_them(graph: Graph) -> None:
+    graph.write("CREATE (u:User {id: 'u1'}), (i:Item {id: 'i1', title: 'T'}), "
+                "(u)-[:INTERACTED {kind: 'interaction'}]->(i), (u)-[:INTERACTED {kind: 'interaction'}]->(i)")
+    interactions = pd.DataFrame({"user_id": ["u1"], "item_id": ["i1"], "rating": ["5"]})
+    with pytest.raises(LoadError, match=r"a batch of 1 rows updated 2 relationships.*`kgrec schema check` lists them"):
+        load_dataset(graph, Dataset("dups", interactions=interactions), QUIET)

@@ -209,3 +209,48 @@ def test_a_directory_is_not_a_file(tmp_path: Path) -> None:
     (tmp_path / "items.csv").mkdir()
     with pytest.raises(DataFormatError, match=rf"^items file {tmp_path / 'items.csv'} is a directory, not a file$"):
         read_table(tmp_path / "items.csv", "items")
+
+
+# -- (5) fidelity of valid but tricky files ------------------------------------------------------------
+def test_a_mapping_onto_a_column_the_file_has_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "movies.csv"
+    path.write_text("movieId,title,name\n1,Old title,Toy Story\n")
+    with pytest.raises(DataFormatError, match=r"column\(s\) \['title'\] appear twice once mapped"):
+        read_table(path, "items", {"item_id": "movieId", "title": "name"})
+
+
+def test_parquet_integer_ids_with_a_missing_value_stay_integers_as_text(tmp_path: Path) -> None:
+    """read_parquet makes an integer column with a null float64: the id 10 became '10.0', 2**53 + 1 lost a digit."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "inter.parquet"
+    pq.write_table(pa.table({"user_id": pa.array([1, 2, 3]), "item_id": pa.array([10, None, 2**53 + 1], pa.int64()),
+                             "rating": pa.array([4, 5, None], pa.int32())}), path)
+    items = pd.DataFrame({"item_id": ["10", str(2**53 + 1)], "title": ["A", "B"]})
+    clean, rejected = validate(Dataset("p", interactions=read_table(path, "interactions"), items=items))
+    assert clean.interactions["item_id"].tolist() == ["10", "9007199254740993"]
+    assert clean.interactions["user_id"].tolist() == ["1", "3"]
+    assert clean.interactions["rating"].tolist()[0] == 4.0 and pd.isna(clean.interactions["rating"].tolist()[1])
+    assert list(zip(rejected["row"], rejected["reason"])) == [(2, "empty item_id")]
+
+
+@pytest.mark.parametrize("sep, suffix", [(",", "csv"), ("\t", "tsv")])
+@pytest.mark.parametrize("value, line", [('"Heroes" (album)', 3), ('"Weird Al', 3)])
+def test_a_badly_quoted_value_is_an_error_not_a_swallowed_row(tmp_path: Path, sep: str, suffix: str, value: str,
+                                                             line: int) -> None:
+    """pandas dropped the quotes of the first silently, and the second swallowed every row after it into its text."""
+    path = tmp_path / f"items.{suffix}"
+    path.write_text(f"item_id{sep}title\n1{sep}A\n2{sep}{value}\n3{sep}Third\n4{sep}Fourth \"q\"\n")
+    if value == '"Weird Al' and sep == ",":  # pandas itself sees the unclosed quote at the end of a CSV
+        with pytest.raises(DataFormatError, match="cannot be read|badly quoted"):
+            read_table(path, "items")
+        return
+    with pytest.raises(DataFormatError, match=rf"^items file {path}: line {line}: a badly quoted value"):
+        read_table(path, "items")
+
+
+def test_quoted_values_and_inner_quotes_read_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "items.tsv"
+    path.write_text('item_id\ttitle\n1\tFourth "quoted"\n2\t"He said ""hi"""\n3\t"two\nlines"\n')
+    assert read_table(path, "items")["title"].tolist() == ['Fourth "quoted"', 'He said "hi"', "two\nlines"]

@@ -663,7 +663,9 @@ def run_pipeline_cmd(
     lr: LearningRate = 5e-3,
     patience: Patience = 5,
     seed: Seed = 0,
-    keep_runs: Annotated[int, typer.Option(min=0, help="Inactive runs kept; older ones are pruned.")] = 2,
+    keep_runs: Annotated[int, typer.Option(min=0, help=(
+        "Inactive finished runs kept; older ones, and runs that an interruption left unfinished, are pruned."
+    ))] = 2,
     device: Device = "cpu",
     rating_weight: RatingWeight = 0.0,
     negatives: Negatives = 8,

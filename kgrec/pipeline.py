@@ -6,8 +6,9 @@ One run, step by step, each shown as it goes:
 2. **encode** item and entity text (cached by model and text hash);
 3. **train** KGRec with early stopping on validation — or load ``--checkpoint`` (its id maps must match
    the export) — and measure it on the held-out test split;
-4. **score** every user against every item, excluding what the user already interacted with (all
-   splits), keep the top ``top_k`` and **explain** each (:class:`~kgrec.model.explain.Explainer`);
+4. **score** every user with an interaction against every item, excluding what the user already interacted
+   with (all splits), keep the top ``top_k`` and **explain** each (:class:`~kgrec.model.explain.Explainer`);
+   a user with no interactions gets no list and no stored embedding (the API serves popular items);
 5. **write back** into a new ``ModelRun`` (:mod:`kgrec.loaders.writeback`): user and item embeddings into
    the slot the active run does not use, the ``RECOMMENDED`` lists, the checkpoint path; complete it with
    its metrics; then **activate** it in one transaction.
@@ -144,7 +145,7 @@ def run_pipeline(graph: Graph, settings: Settings, config: PipelineConfig = Pipe
         run = writeback.start_run(graph, run_id, config.params() | {"text_model": text_model})
         graph.write(q.SET_RUN_CHECKPOINT, run=run_id, checkpoint=str(run_dir), top_k=config.top_k)
         users, items = model.net.embeddings()
-        writeback.write_embeddings(graph, run, Label.USER, serving.user_ids, users.numpy(), wait=False)
+        writeback.write_embeddings(graph, run, Label.USER, *with_history(serving, users), wait=False)
         writeback.write_embeddings(graph, run, Label.ITEM, serving.item_ids, items.numpy(), wait=False)
         written = writeback.write_recommendations(graph, run, recommendations)
         counts = {"users": serving.num_users, "items": serving.num_items, "recommendations": written}
@@ -171,8 +172,10 @@ class _Timer:
 
 def recommend(model: KGRec, data: RecData, k: int, item_titles: list[str] | None = None,
               entity_names: list[str] | None = None, batch_size: int = 1024) -> pd.DataFrame:
-    """Top-``k`` unseen items per user with scores, ranks and explanations (JSON text)."""
+    """Top-``k`` unseen items per user with scores, ranks and explanations (JSON text); none for a user with
+    no interactions (the API serves such a user popular items)."""
     seen = data.matrix(torch.cat([data.train, data.val, data.test], dim=1))
+    history = np.diff(seen.indptr) > 0
     explainer = Explainer(model.net, data, model.relation_index, item_titles, entity_names)
     k = min(k, data.num_items)
     rows: list[dict[str, Any]] = []
@@ -181,12 +184,21 @@ def recommend(model: KGRec, data: RecData, k: int, item_titles: list[str] | None
         scores = exclude_(model.score(users), users, seen)
         values, best = scores.topk(k, dim=1)  # [B, k]
         for row, user in enumerate(users.tolist()):
+            if not history[user]:  # no interactions: an untrained row would rank at random; no list
+                continue
             for rank, (item, score) in enumerate(zip(best[row].tolist(), values[row].tolist()), start=1):
                 if not np.isfinite(score):  # seen items are -inf: the user has seen (almost) everything
                     break
                 rows.append({"user_id": data.user_ids[user], "item_id": data.item_ids[item], "score": float(score),
                              "rank": rank, "explanation": json.dumps(explainer.explain(user, item), ensure_ascii=False)})
     return pd.DataFrame(rows, columns=["user_id", "item_id", "score", "rank", "explanation"])
+
+
+def with_history(data: RecData, users: torch.Tensor) -> tuple[list[str], np.ndarray]:
+    """The ids and embedding rows of the users with an interaction. A user with none has an untrained row
+    (no positive ever reached it): storing it would let the API score that user with it, on the fly."""
+    history = np.diff(data.matrix(torch.cat([data.train, data.val, data.test], dim=1)).indptr) > 0
+    return [u for u, keep in zip(data.user_ids, history) if keep], users.numpy()[history]
 
 
 def _titles(hetero) -> list[str]:

@@ -6,13 +6,14 @@ refresh takes the active run's trained weights and recomputes everything the edi
 1. item text whose hash changed is encoded again (``Item.text_embedding``; the encoder's cache keeps the rest);
 2. the graph is exported again; the trained model is **transplanted** onto it: users, items, entities and
    relations keep their trained parameters by id; new items get no id part (they are embedded from text and
-   knowledge, as in cold start), new entities their text only, links of relations the model never learnt
-   are left out; the collaborative propagation runs over the current interactions;
-3. every user is scored again, and the result is written as a **new run** (``params.refresh_of`` names the
+   knowledge, as in cold start), new entities their text only, new users their interactions only; links of
+   relations the model never learnt are left out; the collaborative propagation runs over the current
+   interactions;
+3. every user with an interaction is scored again (a user with none gets no list: the API serves popular items), and the result is written as a **new run** (``params.refresh_of`` names the
    run it came from) and activated in one step — readers switch from one complete run to the other.
 
-What changed is reported: texts re-encoded, knowledge links added and removed, items added and removed,
-items whose embedding moved, and users whose top-K changed. Full retraining stays ``kgrec run``.
+What changed is reported: texts re-encoded, knowledge links added and removed, links left out (of relations
+the model never learnt), items added and removed, items whose embedding moved, and users whose top-K changed. Full retraining stays ``kgrec run``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from kgrec.model.kgrec_net import KGRec, KGRecConfig, KGRecNet
 from kgrec.model.text import TextEncoder
 from kgrec.model.text_graph import encode_items_in_graph
 from kgrec.model.training import TrainConfig
-from kgrec.pipeline import _names, _save, _titles, recommend
+from kgrec.pipeline import _names, _save, _titles, recommend, with_history
 
 log = logging.getLogger(__name__)
 MOVED = 1e-6  # relative change of an item's embedding that counts as "changed"
@@ -69,6 +70,8 @@ def refresh(graph: Graph, settings: Settings, *, run_id: str | None = None, top_
     checkpoint = read_checkpoint(Path(base["checkpoint"]) / CHECKPOINT)
     top_k = top_k or base["top_k"] or 50
     run_id = writeback.check_run_id(run_id or "refresh-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"))
+    if graph.read(q.GET_RUN, run=run_id):  # before any work: the run's checkpoint would be overwritten
+        raise KgrecError(f"a ModelRun {run_id!r} exists already; choose a new run id")
 
     encoder = TextEncoder(settings.text_model, settings.data_dir / "text_cache", progress=progress)
     say("Encoding changed item text ...")
@@ -95,7 +98,7 @@ def refresh(graph: Graph, settings: Settings, *, run_id: str | None = None, top_
     _save(model, run_dir, data, checkpoint.get("text_model", ""), {})
     run = writeback.start_run(graph, run_id, {"refresh_of": base["id"], "top_k": top_k, "changes": changes})
     graph.write(q.SET_RUN_CHECKPOINT, run=run_id, checkpoint=str(run_dir), top_k=top_k)
-    writeback.write_embeddings(graph, run, Label.USER, data.user_ids, users.numpy(), wait=False)
+    writeback.write_embeddings(graph, run, Label.USER, *with_history(data, users), wait=False)
     writeback.write_embeddings(graph, run, Label.ITEM, data.item_ids, items.numpy(), wait=False)
     written = writeback.write_recommendations(graph, run, recommendations)
     writeback.complete_run(graph, run, metrics={}, counts={"users": data.num_users, "items": data.num_items,
@@ -117,6 +120,8 @@ def transplant(checkpoint: dict[str, Any], data: RecData, item_text: torch.Tenso
     for key, value in state.items():
         if key in new_state and new_state[key].shape == value.shape and not key.startswith(("kg_", "item_has", "item_text", "entity_text")):
             new_state[key] = value
+    if "user_emb.weight" in new_state:  # new users: from their interactions only (their own row was never trained)
+        new_state["user_emb.weight"] = torch.zeros_like(new_state["user_emb.weight"])
     _copy_rows(new_state, state, "user_emb.weight", checkpoint["user_ids"], data.user_ids)
     _copy_rows(new_state, state, "item_emb.weight", checkpoint["item_ids"], data.item_ids)
     if "entity_emb.weight" in new_state:
@@ -158,9 +163,11 @@ def _diff_knowledge(checkpoint: dict[str, Any], data: RecData) -> dict[str, int]
     names = {k: name for name, k in checkpoint["relation_index"].items()}
     old = _triples(checkpoint["item_ids"], checkpoint["entity_ids"], names,
                    state["kg_item"], state["kg_relation"], state["kg_entity"])
-    new = {(data.item_ids[i], name, data.entity_ids[e])
+    now = {(data.item_ids[i], name, data.entity_ids[e])
            for name, edges in data.item_entity.items() for i, e in zip(edges[0].tolist(), edges[1].tolist())}
-    return {"links_added": len(new - old), "links_removed": len(old - new)}
+    learnt = {(i, name, e) for i, name, e in now if name in checkpoint["relation_index"]}
+    # links of relations the model never learnt are left out of the transplanted model: counted apart
+    return {"links_added": len(learnt - old), "links_removed": len(old - learnt), "links_ignored": len(now - learnt)}
 
 
 def _moved_items(graph: Graph, run: dict[str, Any], data: RecData, items: np.ndarray) -> list[str]:

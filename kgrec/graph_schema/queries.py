@@ -393,9 +393,14 @@ WRITE_RECOMMENDATIONS = (
 # The same for a run that has no list yet: no delete, so the plan needs no Eager operators.
 CREATE_RECOMMENDATIONS = f"UNWIND $users AS user MATCH (u:{quote(Label.USER)} {{id: user.id}}) " + _CREATE_LISTS
 RUN_HAS_LISTS = f"RETURN EXISTS {{ MATCH ()-[rec:{quote(RelType.RECOMMENDED)}]->() WHERE rec.run = $run }} AS has"
+# inactive finished runs beyond the $keep newest, and runs left 'writing' (interrupted) before the active run was
+# made: those are never servable and do not count towards $keep. A run still writing after it may be in progress.
 PRUNABLE_RUNS = (
-    f"MATCH (r:{quote(Label.MODEL_RUN)}) WHERE NOT r.active "
-    "RETURN r.id AS id ORDER BY r.created_at DESC SKIP $keep"
+    f"OPTIONAL MATCH (a:{quote(Label.MODEL_RUN)} {{active: true}}) "
+    f"MATCH (r:{quote(Label.MODEL_RUN)}) WHERE NOT r.active WITH a, r ORDER BY r.created_at DESC "
+    "WITH a, collect(r) AS runs "
+    "UNWIND [x IN runs WHERE x.status <> 'writing'][$keep..] + "
+    "[x IN runs WHERE x.status = 'writing' AND x.created_at < a.created_at] AS r RETURN r.id AS id"
 )
 DELETE_RUN_RECOMMENDATIONS = (
     f"MATCH ()-[rec:{quote(RelType.RECOMMENDED)}]->() WHERE rec.run = $run "

@@ -190,7 +190,8 @@ def activate_run(graph: Graph, run_id: str) -> str | None:
 
 
 def prune_runs(graph: Graph, *, keep: int = 2) -> list[str]:
-    """Delete inactive runs beyond the ``keep`` newest, with their recommendations; the active run stays."""
+    """Delete inactive runs beyond the ``keep`` newest complete ones, with their recommendations, and runs left
+    ``writing`` (interrupted) before the active run was made; the active run stays."""
     if keep < 0:
         raise WriteBackError(f"'keep' (got {keep}) must be >= 0")
     pruned = [row["id"] for row in graph.read(q.PRUNABLE_RUNS, keep=keep)]

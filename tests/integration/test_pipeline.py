@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from kgrec.api.app import create_app
 from kgrec.config import Settings
 from kgrec.db import Graph
+from kgrec.errors import KgrecError
 from kgrec.graph_schema.migrations import apply_migrations
 from kgrec.loaders import writeback
 from kgrec.loaders.ingest import LoadOptions, load_dataset
@@ -132,10 +133,20 @@ def test_an_interrupted_write_back_leaves_the_previous_run_served(loaded: Graph,
 
 
 def test_refresh_picks_up_an_added_and_a_removed_link(loaded: Graph, settings: Settings) -> None:
+    loaded.write("CREATE (:User {id: 'ucold'})")  # no interactions: its row is never trained
     run_pipeline(loaded, settings, PipelineConfig(run_id="a", top_k=40, model=KGRecConfig(dim=16, num_layers=2), train=FAST))
+    checkpoint = (settings.data_dir / "runs" / "a" / "kgrec.pt").read_bytes()
+    with pytest.raises(KgrecError, match="a ModelRun 'a' exists already"):
+        refresh(loaded, settings, run_id="a")
+    assert (settings.data_dir / "runs" / "a" / "kgrec.pt").read_bytes() == checkpoint  # refused before any work
     nothing = refresh(loaded, settings, run_id="r0")
-    assert nothing.changes["links_added"] == nothing.changes["links_removed"] == 0
+    assert nothing.changes["links_added"] == nothing.changes["links_removed"] == nothing.changes["links_ignored"] == 0
     assert nothing.changes["items_changed"] == 0 and nothing.changes["users_changed"] == 0
+    for run in ("a", "r0"):  # neither a list nor an embedding: the API serves the user popular items
+        assert not lists(loaded, run).get("ucold")
+    assert loaded.read("MATCH (u:User {id: 'ucold'}) RETURN u.embedding_a IS NULL AND u.embedding_b IS NULL AS none")[0]["none"]
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/users/ucold/recommendations").json()["source"] == "popular"
 
     # a user's top item, and an entity of one of the user's items that the top item lacks
     user, item = "u0", lists(loaded, "r0")["u0"][0][0]
@@ -176,6 +187,13 @@ def test_refresh_picks_up_an_added_and_a_removed_link(loaded: Graph, settings: S
     assert removed.changes["links_removed"] == 1 and item in removed.changed_items
     restored = dict((i, s) for i, s, _ in lists(loaded, "r2")[user])
     assert restored[item] == pytest.approx(before[item], rel=1e-5)  # back where it was
+
+    # a link of a relation the model never learnt is left out, and counted apart, not as added on every refresh
+    loaded.write("MATCH (i:Item {id: $i}), (e:Entity {id: $e}) CREATE (i)-[:RELATES_TO {relation: 'never_learnt'}]->(e)",
+                 i=item, e=entity)
+    for run_id in ("r3", "r4"):
+        ignored = refresh(loaded, settings, run_id=run_id)
+        assert (ignored.changes["links_added"], ignored.changes["links_removed"], ignored.changes["links_ignored"]) == (0, 0, 1)
 
 
 # -- docs/cypher.md -----------------------------------------------------------------------------------------

@@ -146,3 +146,17 @@ def test_prune_keeps_the_active_and_newest(small: Graph) -> None:
     assert small.read("MATCH ()-[r:RECOMMENDED {run: 'A'}]->() RETURN count(r) AS n")[0]["n"] == 0
     assert prune_runs(small, keep=0) == ["B"]
     assert active_run(small).id == "C" and served(small, "u0")
+
+
+def test_prune_never_counts_interrupted_runs_and_removes_them(small: Graph) -> None:
+    """An interrupted run (left 'writing') used to count towards keep and push out the last finished run."""
+    full_run(small, "A", 0)
+    interrupted = start_run(small, "B", {})
+    write_recommendations(small, interrupted, recs(1))  # then Ctrl-C: never completed
+    full_run(small, "C", 2)
+    assert prune_runs(small, keep=1) == ["B"]  # A, the one finished rollback target, stays
+    assert [r["id"] for r in small.read(q.LIST_RUNS)] == ["C", "A"]
+    assert small.read("MATCH ()-[r:RECOMMENDED {run: 'B'}]->() RETURN count(r) AS n")[0]["n"] == 0
+    start_run(small, "D", {})  # started after the active run: may be writing right now
+    assert prune_runs(small, keep=0) == ["A"]
+    assert [r["id"] for r in small.read(q.LIST_RUNS)] == ["D", "C"]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from neo4j.exceptions import Neo4jError
 from rich.console import Console
 from rich.table import Table
 
@@ -796,4 +797,10 @@ def main() -> None:
         app()
     except KgrecError as e:
         Console(stderr=True).print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        raise SystemExit(1) from None
+    except Neo4jError as e:  # a refusal kgrec did not foresee, such as a hand-edited value of the wrong type
+        hint = "; is a value edited by hand of the wrong type? `kgrec schema check` lists them" \
+            if "TypeError" in (e.code or "") else ""
+        Console(stderr=True).print(f"[red]error:[/red] Neo4j refused a query ({e.code}): {e.message}{hint}",
+                                   highlight=False, soft_wrap=True)
         raise SystemExit(1) from None

@@ -94,3 +94,22 @@ def test_a_bad_training_device_is_one_line(tmp_path: Path) -> None:
 def test_cuda_on_a_machine_without_it_is_one_line(tmp_path: Path) -> None:
     result = run_cli("train", "--export", "nowhere", "--device", "cuda", env=cli_env(), cwd=tmp_path)
     assert_one_line_error(result, "no CUDA device")
+
+
+def test_an_unforeseen_neo4j_refusal_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """A query Neo4j refuses (here as on a hand-made list where a text goes) is one line, not a traceback."""
+    from neo4j.exceptions import Neo4jError
+
+    import kgrec.cli as cli
+
+    def refused() -> None:
+        raise Neo4jError._hydrate_neo4j(code="Neo.ClientError.Statement.TypeError",
+                                        message="Expected a string value for trim, but got: StringArray[a, list]")
+
+    monkeypatch.setattr(cli, "app", refused)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 1 and "\n" not in err
+    assert err.startswith("error: Neo4j refused a query (Neo.ClientError.Statement.TypeError): Expected a string")
+    assert err.endswith("`kgrec schema check` lists them")

@@ -202,13 +202,16 @@ def with_history(data: RecData, users: torch.Tensor) -> tuple[list[str], np.ndar
 
 
 def _titles(hetero) -> list[str]:
-    """Item titles (the export's text is ``title. text``)."""
-    return [text.split(". ")[0] for text in hetero["item"].text]
+    """Item titles, as the export carries them (an export made before it did: cut from ``title. text``, which
+    is wrong for a title that holds ". ")."""
+    store = hetero["item"]
+    return list(store.title) if "title" in store else [text.split(". ")[0] for text in store.text]
 
 
 def _names(hetero) -> list[str]:
-    """Entity names (the export's text is ``name. text``)."""
-    return [text.split(". ")[0] for text in hetero["entity"].text]
+    """Entity names, as :func:`_titles` gives titles."""
+    store = hetero["entity"]
+    return list(store.name) if "name" in store else [text.split(". ")[0] for text in store.text]
 
 
 def _save(model: KGRec, run_dir: Path, data: RecData, text_model: str, metrics: dict[str, float]) -> Path:

@@ -308,7 +308,9 @@ EXPORT_ENTITIES_BY_ID = (
 EXPORT_INTERACTIONS = _edge_page(
     Label.USER, RelType.INTERACTED, Label.ITEM,
     "collect(t.id) AS tail, collect(coalesce(r.weight, $nan)) AS weight, collect(coalesce(r.rating, $nan)) AS rating, "
-    "collect(coalesce(toFloat(r.ts.epochMillis), $nan)) AS ts_ms, collect(coalesce(r.kind, '')) AS kind",
+    # a ts that is not a zoned datetime (a hand-set string, say) comes back as $bad, for the export to name it
+    "collect(CASE WHEN r.ts IS NULL THEN $nan WHEN valueType(r.ts) STARTS WITH 'ZONED DATETIME' "
+    "THEN toFloat(r.ts.epochMillis) ELSE $bad END) AS ts_ms, collect(coalesce(r.kind, '')) AS kind",
 )
 _LINK_COLUMNS = "collect(coalesce(r.relation, '')) AS relation, collect(t.id) AS tail"
 EXPORT_ITEM_ENTITY = _edge_page(Label.ITEM, RelType.RELATES_TO, Label.ENTITY, _LINK_COLUMNS)

@@ -2,15 +2,18 @@
 
 Node types ``user``, ``item`` and ``entity``; edge types::
 
-    ('user', 'interacts', 'item')   edge_attr columns: weight, rating, ts (Unix seconds); NaN where unknown
+    ('user', 'interacts', 'item')   edge_attr (float32) columns: weight, rating; ts (float64): Unix seconds;
+                                    NaN where unknown
     ('item', REL, 'entity')         one per knowledge relation (REL: the relation name made identifier-safe)
     ('entity', REL, 'entity')
     ('user', 'follows', 'user')
 
 and for each of them the reverse edge type ``rev_<name>`` with swapped endpoints. Each node type keeps its
 ids (``data[t].node_id``: the graph's ids, in index order) and text (``data['item'].text``: title and text;
-``data['entity'].text``: name and text) for the text encoder. ``data.relations`` maps edge-type names to the
-relation names in the graph.
+``data['entity'].text``: name and text) for the text encoder, and the display names ``data['item'].title``
+and ``data['entity'].name`` (for explanations). ``data.relations`` maps edge-type names to the relation names
+in the graph. A value of the wrong type set by hand (a number as an id, a list as a text, a string as a time)
+stops the export with an :class:`ExportError` naming it, rather than a node left out or a traceback.
 
 **Paged reads.** Nodes are read in keyset pages of ``page_size`` over the unique id indexes (``WHERE n.id >
 $after ORDER BY n.id LIMIT $page``; users, items and entities side by side) and edges in pages of about
@@ -61,7 +64,10 @@ from kgrec.loaders.splits import SplitSpec, make_split
 
 INTERACTS = ("user", "interacts", "item")
 FOLLOWS = ("user", "follows", "user")
-INTERACTION_ATTRS = ("weight", "rating", "ts")
+INTERACTION_ATTRS = ("weight", "rating")  # the columns of the interactions' edge_attr (float32)
+# ...and their time, data[INTERACTS].ts: Unix seconds as float64 (NaN where unknown), exact to the millisecond
+# the graph stores (float32 values are 128 s apart at today's times: too coarse to order them)
+BAD_TIME = -2.0**62  # what the interaction pages give for a ts that is not a datetime (milliseconds)
 READ_WORKERS = 2  # concurrent page reads (the driver's pool serves one session per thread)
 PIPELINE_PAGES = 16  # a small relation's pages: at least this many...
 MIN_PAGE = 5_000  # ...of at least this many edges
@@ -82,7 +88,9 @@ class SubgraphFilter:
         entity: only items linked (``RELATES_TO``) to this entity id — one category, genre or tag — with
             the users who interacted with them.
         active_since: only users with an interaction at or after this time (UTC).
-        sample_users: a seeded random sample of this many users (after the other filters).
+        sample_users: a seeded random sample of this many users, drawn from those that the other filters
+            leave (with ``entity``: the users who interacted with its items); all of them when they are
+            not more.
         seed: seed of the sample.
     """
 
@@ -162,6 +170,7 @@ def export_subgraph(
         after = fingerprint(graph)
         moved = {k: (before.get(k, 0), after.get(k, 0)) for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
         if not moved:
+            _check_ids(export.meta.pop("nodes_read"), before)
             export.meta.update(
                 filter=subgraph.as_dict(),
                 fingerprint=before,
@@ -175,6 +184,17 @@ def export_subgraph(
             return export
     changes = ", ".join(f"{k} {a}→{b}" for k, (a, b) in sorted(moved.items()))
     raise ExportError(f"the graph kept changing during {max_attempts} export attempts ({changes}); try again later")
+
+
+def _check_ids(read: dict[str, int | None], counts: dict[str, int]) -> None:
+    """Raise when an unfiltered read of a label gave fewer nodes than the count store holds: the pages go by
+    string id (``n.id > $after``), so a node whose id is a number, or missing, would be left out unsaid."""
+    for label, got in read.items():
+        if got is not None and got < counts.get(label, 0):
+            raise ExportError(
+                f"{counts[label] - got} {label} node(s) have an id that is not a string (or none), and would be left "
+                f"out of the export: make their ids strings (`kgrec schema check` lists them)"
+            )
 
 
 def fingerprint(graph: Graph) -> dict[str, int]:
@@ -194,10 +214,16 @@ def _counts(graph: Graph) -> tuple[dict[str, int], dict[tuple[Label, RelType], f
 
 
 def add_split(export: Export, spec: SplitSpec) -> None:
-    """Attach ``split`` (int8: 0 train, 1 val, 2 test) to the interaction edges and record the spec."""
+    """Attach ``split`` (int8: 0 train, 1 val, 2 test) to the interaction edges and record the spec: every
+    edge of one (user, item) pair has the pair's split (see :mod:`kgrec.loaders.splits`)."""
     store = export.data[INTERACTS]
     users, items = store.edge_index.numpy()
-    ts = store.edge_attr[:, INTERACTION_ATTRS.index("ts")].numpy() if spec.kind != "random" else None
+    ts = None
+    if spec.kind != "random":
+        if "ts" not in store:
+            raise ExportError(f"the {spec.kind} split needs the interactions' exact times (data[{INTERACTS}].ts), "
+                              "which this export predates: export it again")
+        ts = store.ts.numpy()
     store.split = torch.from_numpy(make_split(spec, users, ts, items))  # independent of the edges' order
     counts = np.bincount(store.split.numpy(), minlength=3)
     export.meta["split"] = spec.as_dict() | {"edges": {"train": int(counts[0]), "val": int(counts[1]), "test": int(counts[2])}}
@@ -213,12 +239,14 @@ def _export_once(graph: Graph, subgraph: SubgraphFilter, page_size: int, progres
     with ThreadPoolExecutor(max_workers=READ_WORKERS) as pool:  # the node pages of each label side by side
         items_read = pool.submit(_keyset, graph, q.EXPORT_ITEMS_OF_ENTITY if subgraph.entity else q.EXPORT_ITEMS,
                                  page_size, entity=subgraph.entity)
-        users_read = pool.submit(_select_users, graph, subgraph, page_size)
+        users_read = pool.submit(_select_users, graph, subgraph, page_size)  # not yet sampled
         entities_read = pool.submit(_keyset, graph, q.EXPORT_ENTITIES, page_size) if subgraph.entity is None else None
         items, users = items_read.result(), users_read.result()
         entities = entities_read.result() if entities_read is not None else None
     item_index = pd.Index(items["id"])
     user_index = pd.Index(users)
+    if subgraph.entity is None:  # every other filter is applied: draw the sample now
+        user_index = user_index[_sample(len(user_index), subgraph)]
     item_ids, user_ids = _positions(item_index), _positions(user_index)
     outside: dict[str, int] = {}
 
@@ -227,7 +255,8 @@ def _export_once(graph: Graph, subgraph: SubgraphFilter, page_size: int, progres
     kinds: dict[str, int] = {}
     relation_codes: dict[str, int] = {}
     interactions = read("interactions", q.EXPORT_INTERACTIONS, list(user_index), DEGREES[0],
-                        lambda page, start: _interaction_page(page, start, item_ids, kinds), nan=float("nan"))
+                        lambda page, start: _interaction_page(page, start, item_ids, kinds), nan=float("nan"),
+                        bad=BAD_TIME)
     if subgraph.entity is None:  # every edge query is known now: their pages all go through one pipeline
         entity_index = pd.Index(entities["id"]).sort_values()  # the database's string order may differ
         entity_ids = _positions(entity_index)
@@ -243,15 +272,20 @@ def _export_once(graph: Graph, subgraph: SubgraphFilter, page_size: int, progres
         _read_edges(graph, reads, progress)
         knowledge, entity_knowledge, follows, inter = (_Columns(r.parts) for r in reads)
         _count(outside, "interactions", inter.drop("tail"))  # -1: not an item of the export
-    else:  # the filter: only interactions with the category's items, and the users who have some; the
-        # entities are those the category's items link to, known only once their links are read
+    else:  # the filter: only interactions with the category's items, and the users who have some (of
+        # whom the sample is drawn, and the others' interactions dropped); the entities are those the
+        # category's items link to, known only once their links are read
         _read_edges(graph, [interactions], progress)
         inter = _Columns(interactions.parts)
         inter.drop("tail")
         active = np.unique(inter["head"])
+        active = active[_sample(len(active), subgraph)]
         user_index = user_index[active]
         user_ids = _positions(user_index)
-        inter["head"] = np.searchsorted(active, inter["head"])
+        position = np.full(len(users), -1, dtype=np.int64)
+        position[active] = np.arange(len(active))
+        inter["head"] = position[inter["head"]]
+        inter.drop("head")  # the users outside the sample
         links = read("item knowledge", q.EXPORT_ITEM_ENTITY, list(item_index), DEGREES[1], lambda page, start: (page, start))
         _read_edges(graph, [links], progress)
         linked = sorted({tail for page, _ in links.parts for tail in page["tail"]})
@@ -272,22 +306,35 @@ def _export_once(graph: Graph, subgraph: SubgraphFilter, page_size: int, progres
     _count(outside, "entity knowledge", entity_knowledge.drop("head", "tail"))
     _count(outside, "follows", follows.drop("head", "tail"))
 
+    _check_texts(items, "Item", ("title", "text"))
+    _check_texts(entities, "Entity", ("name", "text"))
+    bad = np.flatnonzero(inter["ts"] == BAD_TIME / 1000.0)
+    if len(bad):
+        raise ExportError(
+            f"{len(bad)} INTERACTED relationship(s) have a ts that is not a datetime, the first from user "
+            f"{user_index[inter['head'][bad[0]]]!r} to item {item_index[inter['tail'][bad[0]]]!r}: set it to a "
+            "datetime or remove it (`kgrec schema check` lists every value of the wrong type)"
+        )
+
     data = HeteroData()
     data["user"].node_id = list(user_index)
     data["user"].num_nodes = len(user_index)
     data["item"].node_id = list(item_index)
     data["item"].num_nodes = len(item_index)
-    data["item"].text = [_text(t, x) for t, x in zip(items["title"], items["text"])]
+    data["item"].text = [item_text(t, x) for t, x in zip(items["title"], items["text"])]
+    data["item"].title = list(items["title"])  # for explanations: the text above joins title and text
     data["entity"].node_id = list(entity_index)
     data["entity"].num_nodes = len(entity_index)
-    data["entity"].text = [_text(n, x) for n, x in zip(entities["name"], entities["text"])]
+    data["entity"].text = [item_text(n, x) for n, x in zip(entities["name"], entities["text"])]
+    data["entity"].name = list(entities["name"])
     types = entities["type"].astype(str)
     type_names = sorted(types.unique())
     data["entity"].type = torch.from_numpy(pd.Index(type_names).get_indexer(types).astype(np.int64))
     data.entity_types = type_names
 
-    attrs = np.column_stack([inter["weight"], inter["rating"], inter["ts"]]).astype(np.float32, copy=False)
-    _set_edges(data, INTERACTS, inter.edge_index(), edge_attr=torch.from_numpy(attrs).reshape(-1, len(INTERACTION_ATTRS)))
+    attrs = np.column_stack([inter["weight"], inter["rating"]]).astype(np.float32, copy=False)
+    _set_edges(data, INTERACTS, inter.edge_index(), edge_attr=torch.from_numpy(attrs).reshape(-1, len(INTERACTION_ATTRS)),
+               ts=torch.from_numpy(inter["ts"].astype(np.float64, copy=False)))
     kind_names = sorted(kinds)  # codes were given in order of arrival: renumber them by name
     recode = np.empty(len(kinds), dtype=np.int64)
     recode[[kinds[k] for k in kind_names]] = np.arange(len(kinds))
@@ -306,6 +353,10 @@ def _export_once(graph: Graph, subgraph: SubgraphFilter, page_size: int, progres
     data.relations = relations
     _set_edges(data, FOLLOWS, follows.edge_index())
     meta = {
+        # the nodes each unfiltered label read gave, for export_subgraph to compare with the count store
+        "nodes_read": {"User": len(users) if subgraph.active_since is None else None,
+                       "Item": len(items) if subgraph.entity is None else None,
+                       "Entity": len(entities) if subgraph.entity is None else None},
         "counts": {
             "users": len(user_index), "items": len(item_index), "entities": len(entity_index),
             "interactions": int(data[INTERACTS].edge_index.shape[1]),
@@ -328,7 +379,7 @@ def _interaction_page(page: dict[str, list], start: int, items: dict[str, int], 
         "tail": _lookup(items, page["tail"]),
         "weight": np.asarray(page["weight"], dtype=np.float32),
         "rating": np.asarray(page["rating"], dtype=np.float32),
-        "ts": (np.asarray(page["ts_ms"], dtype=np.float64) / 1000.0).astype(np.float32),
+        "ts": np.asarray(page["ts_ms"], dtype=np.float64) / 1000.0,  # exact: see INTERACTION_ATTRS
         "kind": _codes(page["kind"], kinds),
     }
 
@@ -411,16 +462,22 @@ def _count(outside: dict[str, int], what: str, dropped: int) -> None:
 
 
 def _select_users(graph: Graph, subgraph: SubgraphFilter, page_size: int) -> list[str]:
+    """The ids of the users that ``active_since`` leaves (all users without it), in id order; the sample is
+    drawn later (:func:`_sample`), once the entity filter is applied too."""
     if subgraph.active_since is not None:
         since = subgraph.active_since if subgraph.active_since.tzinfo else subgraph.active_since.replace(tzinfo=timezone.utc)
         users = _keyset(graph, q.EXPORT_ACTIVE_USER_IDS, page_size, since_ms=int(since.timestamp() * 1000))
     else:
         users = _keyset(graph, q.EXPORT_USER_IDS, page_size)
-    ids = list(users["id"])
-    if subgraph.sample_users is not None and subgraph.sample_users < len(ids):
-        picked = np.random.default_rng(subgraph.seed).choice(len(ids), size=subgraph.sample_users, replace=False)
-        ids = [ids[i] for i in np.sort(picked)]
-    return ids
+    return list(users["id"])
+
+
+def _sample(count: int, subgraph: SubgraphFilter) -> np.ndarray:
+    """The positions, ascending, of the seeded ``sample_users`` among ``count`` users that passed every other
+    filter: all of them without a sample or when there are not more."""
+    if subgraph.sample_users is None or subgraph.sample_users >= count:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(subgraph.seed).choice(count, size=subgraph.sample_users, replace=False))
 
 
 def _keyset(graph: Graph, query: str, page_size: int, **params: Any) -> pd.DataFrame:
@@ -515,5 +572,20 @@ def _edge_name(relation: str, taken: dict[str, str]) -> str:
     return name
 
 
-def _text(title: str, text: str) -> str:
+def _check_texts(frame: pd.DataFrame, label: str, columns: tuple[str, ...]) -> None:
+    """Raise naming the first node whose text column holds something else than a string (hand-set in the graph)."""
+    for column in columns:
+        wrong = [k for k, value in enumerate(frame[column]) if not isinstance(value, str)]
+        if wrong:
+            node, value = frame["id"].iloc[wrong[0]], frame[column].iloc[wrong[0]]
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            raise ExportError(
+                f"{len(wrong)} {label} node(s) have a {column} that is not a string, the first {node!r} ({shown}): "
+                f"make it a string (`kgrec schema check` lists every value of the wrong type)"
+            )
+
+
+def item_text(title: str, text: str) -> str:
+    """The string the text encoder gets for an item (or an entity: its name and text): ``title. text``,
+    either part alone when the other is blank; ``''`` when both are."""
     return ". ".join(part for part in (title.strip(), text.strip()) if part)

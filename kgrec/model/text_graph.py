@@ -12,17 +12,14 @@ import logging
 import time
 
 from kgrec.db import Graph
+from kgrec.errors import KgrecError
 from kgrec.graph_schema import queries as q
+from kgrec.loaders.export import item_text  # the export's item text, so both share the encoder's cache
 from kgrec.model.text import TextEncoder, text_hash
 
+__all__ = ["encode_items_in_graph", "item_text"]
+
 log = logging.getLogger(__name__)
-
-
-def item_text(title: str, text: str) -> str:
-    """The string encoded for an item: ``title. text``, either part alone when the other is blank.
-
-    The same as the export's item text (``kgrec.loaders.export``); ``''`` when both are blank."""
-    return ". ".join(part for part in (title.strip(), text.strip()) if part)
 
 
 def encode_items_in_graph(graph: Graph, encoder: TextEncoder, *, batch_size: int = 1000) -> dict[str, int | float]:
@@ -56,6 +53,12 @@ def encode_items_in_graph(graph: Graph, encoder: TextEncoder, *, batch_size: int
         for item_id, title, text, old_hash, old_model, has_embedding in zip(
             ids, page["title"], page["text"], page["text_hash"], page["text_model"], page["has_embedding"]
         ):
+            if not isinstance(title, str) or not isinstance(text, str):
+                wrong = title if not isinstance(title, str) else text
+                raise KgrecError(
+                    f"item {item_id!r} has a {'title' if wrong is title else 'text'} that is not a string "
+                    f"({type(wrong).__name__}): make it a string (`kgrec schema check` lists every value of the wrong type)"
+                )
             full = item_text(title, text)
             if not full:
                 blank.append(item_id)

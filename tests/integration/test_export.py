@@ -13,10 +13,12 @@ from kgrec.db import Graph
 from kgrec.graph_schema import queries as q
 from kgrec.graph_schema.vocabulary import Label, RelType
 from kgrec.loaders import export as export_module
+from kgrec.loaders.dataset import Dataset
 from kgrec.loaders.export import INTERACTS, Export, ExportError, SubgraphFilter, export_subgraph
 from kgrec.loaders.ingest import LoadOptions, load_dataset
 from kgrec.loaders.splits import SplitSpec
 from kgrec.loaders.synth import SynthConfig, make_synthetic
+from kgrec.pipeline import _names, _titles
 from tests.conftest import cli_env, run_cli
 
 CONFIG = SynthConfig(users=120, items=80, entities=30, interactions=2400, topics=4, seed=3)
@@ -93,7 +95,7 @@ def test_splits_recorded_and_reproducible(loaded) -> None:
     b = export_subgraph(graph, split=SplitSpec("random", val=0.1, test=0.2, seed=0))
     assert torch.equal(a.data[INTERACTS].split, b.data[INTERACTS].split)
     temporal = export_subgraph(graph, split=SplitSpec("temporal")).data[INTERACTS]
-    ts = temporal.edge_attr[:, 2]
+    ts = temporal.ts
     assert ts[temporal.split == 2].min() >= ts[temporal.split == 0].max()
     last = export_subgraph(graph, split=SplitSpec("leave_last_out")).data[INTERACTS]
     assert (np.bincount(last.edge_index[0][last.split == 2].numpy()) <= 1).all()
@@ -138,3 +140,118 @@ def test_cli_export(settings, loaded, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     meta = Export.load(tmp_path / "exp").meta
     assert meta["split"]["kind"] == "leave_last_out" and meta["counts"]["users"] == CONFIG.users
+
+
+def test_a_sample_of_an_entitys_users_is_drawn_from_them(loaded) -> None:
+    """--entity E --sample-users N: N of E's users (it sampled all users first, then kept those of E: fewer,
+    often none), with all their interactions with E's items and none of the other users'."""
+    graph, dataset = loaded
+    entity = dataset.item_entity["entity_id"].value_counts().index[0]
+    linked = set(dataset.item_entity.loc[dataset.item_entity["entity_id"] == entity, "item_id"])
+    of_entity = dataset.interactions[dataset.interactions["item_id"].isin(linked)]
+    users = set(of_entity["user_id"])
+    n = len(users) // 2
+    assert 5 < n < CONFIG.users // 2
+    sample = export_subgraph(graph, SubgraphFilter(entity=entity, sample_users=n, seed=1), page_size=7).data
+    picked = set(sample["user"].node_id)
+    assert len(picked) == n and picked <= users
+    assert sample["user"].node_id == sorted(picked)
+    expected = of_entity[of_entity["user_id"].isin(picked)]
+    assert edge_set(sample, INTERACTS) == set(zip(expected["user_id"], expected["item_id"]))
+    assert set(sample["item"].node_id) == linked
+    again = export_subgraph(graph, SubgraphFilter(entity=entity, sample_users=n, seed=1)).data
+    assert again["user"].node_id == sample["user"].node_id
+    other = export_subgraph(graph, SubgraphFilter(entity=entity, sample_users=n, seed=2)).data
+    assert len(other["user"].node_id) == n and other["user"].node_id != sample["user"].node_id
+    # more than there are: all of them, as without --entity
+    everyone = export_subgraph(graph, SubgraphFilter(entity=entity, sample_users=len(users) + 5)).data
+    assert set(everyone["user"].node_id) == users
+    # with --active-since too: the sample is of E's users that are active
+    since = dataset.interactions["timestamp"].quantile(0.5)
+    active = set(dataset.interactions.loc[dataset.interactions["timestamp"] >= since, "user_id"]) & users
+    both = export_subgraph(graph, SubgraphFilter(entity=entity, active_since=since.to_pydatetime(),
+                                                 sample_users=len(active) - 2, seed=0)).data
+    assert len(both["user"].node_id) == len(active) - 2 and set(both["user"].node_id) <= active
+
+
+BASE = 1_600_000_000  # Unix seconds of 2020: float32 holds only multiples of 128 s here
+
+
+def close_in_time() -> tuple[Dataset, pd.DataFrame]:
+    """Six users who rated five items seconds apart (odd users a to e, even users e to a: all one float32
+    time) and viewed their latest item earlier; the dataset and its rows with their exact ``seconds``."""
+    rows = []
+    for u in range(6):
+        for k, item in enumerate("abcde" if u % 2 else "edcba"):
+            rows.append((f"u{u}", item, "rating", BASE + 7 * k + u + 0.25 * (u % 3)))
+        rows.append((f"u{u}", "e" if u % 2 else "a", "view", BASE + 1 + u))  # an earlier view of the latest item
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "kind", "seconds"])
+    frame["timestamp"] = pd.to_datetime((frame["seconds"] * 1000).round().astype("int64"), unit="ms", utc=True)
+    items = pd.DataFrame({"item_id": list("abcde"), "title": list("ABCDE")})
+    return Dataset("close-in-time", frame.drop(columns="seconds"), items=items), frame
+
+
+def test_times_are_exact_and_the_time_splits_go_by_them(graph: Graph, tmp_path: Path) -> None:
+    """The export keeps the graph's milliseconds (float32 rounded 2020's times to 128 s, so leave_last_out
+    picked a user's first item as the latest and the time splits misordered close times), and the split
+    keeps both kinds of one (user, item) together."""
+    dataset, frame = close_in_time()
+    load_dataset(graph, dataset, LoadOptions(progress=False))
+    export = export_subgraph(graph, split=SplitSpec("leave_last_out"), page_size=3)
+    store = export.data[INTERACTS]
+    assert store.ts.dtype == torch.float64 and store.edge_attr.shape == (len(frame), 2)
+    users = [export.data["user"].node_id[u] for u in store.edge_index[0].tolist()]
+    items = [export.data["item"].node_id[i] for i in store.edge_index[1].tolist()]
+    kinds = [export.data.interaction_kinds[k] for k in store.kind.tolist()]
+    exact = frame.set_index(["user_id", "item_id", "kind"])["seconds"]
+    assert store.ts.tolist() == [exact[key] for key in zip(users, items, kinds)]
+    latest = frame.loc[frame.groupby("user_id")["seconds"].idxmax()].set_index("user_id")["item_id"]
+    split = store.split.tolist()
+    for user in latest.index:
+        held_out = {(i, s) for u, i, s in zip(users, items, split) if u == user and s != 0}
+        assert held_out == {(latest[user], 2), ("d" if int(user[1:]) % 2 else "b", 1)}, user
+    pairs: dict[tuple[str, str], set[int]] = {}
+    for key, s in zip(zip(users, items), split):
+        pairs.setdefault(key, set()).add(s)
+    assert all(len(s) == 1 for s in pairs.values())  # the view goes with its item's rating
+
+    temporal = export_subgraph(graph, split=SplitSpec("temporal", val=0.2, test=0.2)).data
+    pair_time = frame.groupby(["user_id", "item_id"])["seconds"].max()  # a pair's latest time
+    cut = np.quantile(pair_time, 0.8)
+    for (u, i), s in zip(temporal[INTERACTS].edge_index.t().tolist(), temporal[INTERACTS].split.tolist()):
+        key = (temporal["user"].node_id[u], temporal["item"].node_id[i])
+        assert (s == 2) == (pair_time[key] > cut), key
+
+    back = Export.load(export.save(tmp_path / "exp")).data[INTERACTS]
+    assert back.ts.dtype == torch.float64 and torch.equal(back.ts, store.ts)
+
+
+def test_titles_and_names_travel_whole(graph: Graph) -> None:
+    """Explanations took the title from `title. text`, cut at the first '. ' ('Pablo S. Eriksen' became 'Pablo S')."""
+    graph.write("CREATE (u:User {id: 'u1'})-[:INTERACTED {kind: 'interaction'}]->"
+                "(i:Item {id: 'i1', title: 'Api Detective. Part Two', text: 'a mystery'})-[:RELATES_TO {relation: 'by'}]->"
+                "(:Entity {id: 'e1', name: 'Pablo S. Eriksen', text: 'writer'})")
+    data = export_subgraph(graph, split=None).data
+    assert data["item"].text == ["Api Detective. Part Two. a mystery"]
+    assert _titles(data) == ["Api Detective. Part Two"] and _names(data) == ["Pablo S. Eriksen"]
+
+
+@pytest.mark.parametrize("edit, message", [
+    ("CREATE (:Item {id: 42, title: 'numeric id', text: 'x'})",
+     r"^1 Item node\(s\) have an id that is not a string \(or none\), and would be left out of the export"),
+    ("MATCH (i:Item {id: 'i1'}) SET i.text = ['a', 'list']",
+     r"^1 Item node\(s\) have a text that is not a string, the first 'i1' \(\['a', 'list'\]\)"),
+    ("MATCH (i:Item {id: 'i1'}) SET i.title = 1984", r"^1 Item node\(s\) have a title that is not a string, the first 'i1'"),
+    ("MATCH (e:Entity {id: 'e1'}) SET e.name = 7", r"^1 Entity node\(s\) have a name that is not a string"),
+    ("MATCH ()-[r:INTERACTED]->() SET r.ts = '2026-12-01'",
+     r"^1 INTERACTED relationship\(s\) have a ts that is not a datetime, the first from user 'u1' to item 'i1'"),
+])
+def test_a_value_of_the_wrong_type_stops_the_export_naming_it(graph: Graph, edit: str, message: str) -> None:
+    """Each of these, set by hand, used to be a traceback (a list's .strip(), r.ts.epochMillis of a string) or,
+    for the numeric id, an item silently left out (the pages go by string id)."""
+    graph.write("CREATE (u:User {id: 'u1'})-[:INTERACTED {kind: 'interaction', ts: datetime()}]->"
+                "(i:Item {id: 'i1', title: 'T', text: 'x'})-[:RELATES_TO {relation: 'by'}]->(:Entity {id: 'e1', name: 'E'})")
+    export_subgraph(graph, split=None)  # clean: exports
+    graph.write(edit)
+    with pytest.raises(ExportError, match=message):
+        export_subgraph(graph, split=None)

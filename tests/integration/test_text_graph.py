@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from kgrec.config import Settings
 from kgrec.db import Graph
+from kgrec.errors import KgrecError
 from kgrec.graph_schema.migrations import apply_migrations
 from kgrec.model.text import TextEncoder, text_hash
 from kgrec.model.text_graph import encode_items_in_graph, item_text
@@ -62,3 +64,10 @@ def test_encode_items_only_touches_new_or_changed_text(graph: Graph, settings: S
     # a new encoder on the same cache (a later process) finds nothing to do and loads no model
     fresh = TextEncoder(MODEL, settings.data_dir / "text_cache")
     assert encode_items_in_graph(graph, fresh)["encoded"] == 0 and fresh._model is None
+
+
+def test_a_text_that_is_not_a_string_is_one_error_naming_the_item(graph: Graph, settings: Settings) -> None:
+    """kgrec refresh failed here with "'list' object has no attribute 'strip'"."""
+    graph.write("CREATE (:Item {id: 'i1', title: 'T', text: ['a', 'list']})")
+    with pytest.raises(KgrecError, match=r"^item 'i1' has a text that is not a string \(list\)"):
+        encode_items_in_graph(graph, TextEncoder(MODEL, settings.data_dir / "text_cache"))

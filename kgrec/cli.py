@@ -707,7 +707,11 @@ def recommend_cmd(
     user: Annotated[Optional[str], typer.Argument(help="A user id (default: a sample user of the active run).")] = None,
     k: Annotated[int, typer.Option(min=1, max=100, help="How many.")] = 10,
 ) -> None:
-    """Print a user's top-K from the active run, with explanations and the Cypher that returns them."""
+    """Print a user's top-K from the active run, with explanations and the Cypher that returns them.
+
+    The run's stored list, without the items the user has interacted with (as the API's default list).
+    """
+    from kgrec.api.serving import active_run, parse_explanation
     from kgrec.graph_schema import queries as q
 
     with _graph() as graph:
@@ -716,19 +720,36 @@ def recommend_cmd(
             if not sample:
                 raise KgrecError("there is no active run with recommendations: run `kgrec run` first")
             user = sample[0]["id"]
-        rows = graph.read(q.TOP_K_ACTIVE, user=user, k=k)
-    if not rows:
-        raise KgrecError(f"no recommendations for user {user!r} in the active run (unknown user, or no active run: `kgrec run`)")
-    table = _table(f"Top {k} for user {user}", ["rank", "item", "score", "why"], [])
-    for row in rows:
-        why = json.loads(row["explanation"])["text"] if row["explanation"] else ""
-        table.add_row(str(row["rank"]), f"{row['title']} ({row['item']})", f"{row['score']:.3f}", why)
+        # the API's read of a stored list (TOP_K_ACTIVE, printed below, returns the same items)
+        row = graph.read_columns(q.API_RECOMMENDATIONS_EXPLAINED, user=user, entity=None, exclude_seen=True, k=k)
+    run = None if not row["user_found"] else active_run(row["runs"])
+    served = f"`GET /users/{user}/recommendations` serves them scores computed now from their interactions"
+    if not row["items"]:
+        raise KgrecError(_no_list(user, None if run is None else run.id, row, served))
+    table = _table(f"Top {k} for user {user} in run {run.id}", ["rank", "item", "score", "why"], [])
+    for item in row["items"]:
+        why = (parse_explanation(item["explanation"]) or {}).get("text", "")
+        table.add_row(str(item["rank"]), f"{item['title']} ({item['item_id']})", f"{item['score']:.3f}", str(why))
     console.print(table)
-    console.print("The same from Cypher:\n"
-                  "  MATCH (run:ModelRun {active: true})\n"
-                  f"  MATCH (:User {{id: {json.dumps(user)}}})-[r:RECOMMENDED]->(i:Item) WHERE r.run = run.id\n"
-                  f"  RETURN i.id, i.title, r.score, r.rank, r.explanation ORDER BY r.rank LIMIT {k}",
-                  highlight=False, markup=False)
+    if row["recent"]:
+        console.print(f"User {user!r} has interacted since run {run.id!r} was activated: the API no longer serves "
+                      f"this stored list; {served}.", highlight=False, markup=False)
+    console.print("The same from Cypher:\n  // params: " + json.dumps({"user": user, "k": k}) + "\n"
+                  + "\n".join("  " + line for line in q.TOP_K_ACTIVE.splitlines()),
+                  highlight=False, markup=False, soft_wrap=True)  # unwrapped, to copy as it is
+
+
+def _no_list(user: str, run_id: str | None, row: dict, served: str) -> str:
+    """Why the active run's read of ``user``'s list (API_RECOMMENDATIONS_EXPLAINED, ``row``) has no items."""
+    if not row["user_found"]:
+        return f"unknown user {user!r}"
+    if run_id is None:
+        return "there is no active run: run `kgrec run` first"
+    if not row["has_list"]:
+        return (f"run {run_id!r} holds no list for user {user!r} (a run lists the users who had interactions when it "
+                f"was made); {served}, or the most popular items while they have none")
+    since = f"; they have interacted since the run was activated, so {served}" if row["recent"] else ""
+    return f"every item run {run_id!r} lists for user {user!r} is one they have interacted with{since}"
 
 
 @app.command("refresh")

@@ -11,6 +11,10 @@ Which list a user gets (:func:`recommend`):
   run embedded (the cached :class:`ItemMatrix`).
 * ``popular`` — no vector can be formed (no history, no embedding): the items with most ``INTERACTED``.
 
+Both caches (the matrix, popular items) may hold items deleted since they were read: the two last sources
+look their items up before answering and drop those that no longer exist (:func:`first_existing`). A
+stored list, and the vector index behind similar items, lose a deleted item with the item itself.
+
 A precomputed list costs one query (:data:`~kgrec.graph_schema.queries.API_RECOMMENDATIONS`: the user, the
 active run, the user's state and the filtered list, read in one transaction); the other sources read more.
 Similar items are one query too. The active run is read for every request, never cached.
@@ -21,7 +25,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -253,7 +257,8 @@ def _recommend_from_embeddings(
     matrix = matrices.get(graph, run)
     vector = user_vector(state, matrix)
     if vector is None:
-        return Recommendations(run.id, "popular", [s for s in popular.get(graph, run.id) if keep(s.item_id)][:k])
+        ranked = [(s.item_id, s.score) for s in popular.get(graph, run.id) if keep(s.item_id)]
+        return Recommendations(run.id, "popular", first_existing(graph, lambda start, n: ranked[start : start + n], k))
     return Recommendations(run.id, "on_the_fly", _score(graph, matrix, vector, k, excluded, allowed))
 
 
@@ -267,12 +272,40 @@ def _score(
         mask[matrix.positions(allowed)] = True
     mask[matrix.positions(excluded)] = False
     candidates = np.flatnonzero(mask)
-    if len(candidates) > k:
-        candidates = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
-    top = candidates[np.lexsort((candidates, -scores[candidates]))]  # score descending, then item id
-    ids = [matrix.ids[n] for n in top]
-    titles = {r["id"]: r["title"] for r in graph.read(q.API_ITEM_TITLES, ids=ids)}
-    return [Scored(item_id, titles.get(item_id), float(scores[n])) for item_id, n in zip(ids, top)]
+
+    def ranked(start: int, n: int) -> list[tuple[str, float]]:
+        return [(matrix.ids[row], float(scores[row])) for row in top_rows(scores, candidates, start + n)[start:]]
+
+    return first_existing(graph, ranked, k)
+
+
+def top_rows(scores: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` of ``rows`` with the highest ``scores``, by score descending, then row (item id, the
+    matrix's order): a total order, so the best ``n`` are always the first ``n`` of the best ``n + m``."""
+    if len(rows) > n:
+        nth = np.partition(scores[rows], len(rows) - n)[len(rows) - n]  # the n-th highest score
+        rows = rows[scores[rows] >= nth]  # every row tied with it too, so ties go by id
+    return rows[np.lexsort((rows, -scores[rows]))][:n]
+
+
+def first_existing(graph: Graph, ranked: Callable[[int, int], list[tuple[str, float]]], k: int) -> list[Scored]:
+    """The first ``k`` of a ranking whose items still exist, with their titles now.
+
+    ``ranked(start, n)`` gives ``(item_id, score)`` at ranks ``start`` to ``start + n - 1`` (fewer at the end).
+    The cached matrix and popular items may hold items deleted since they were read (``DETACH DELETE``), so
+    the ids are looked up: the first ``k`` in one read, which is all it takes while none is gone; while some
+    are, the next ones in pages twice as large each time, until ``k`` exist or the ranking ends.
+    """
+    found: list[Scored] = []
+    start, n = 0, k
+    while len(found) < k:
+        page = ranked(start, n)
+        if not page:
+            break
+        titles = {r["id"]: r["title"] for r in graph.read(q.API_ITEM_TITLES, ids=[item_id for item_id, _ in page])}
+        found.extend(Scored(item_id, titles[item_id], score) for item_id, score in page if item_id in titles)
+        start, n = start + len(page), 2 * n
+    return found[:k]
 
 
 # -- explanations ----------------------------------------------------------------------------------------

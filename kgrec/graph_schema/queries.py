@@ -424,11 +424,15 @@ SET_RUN_CHECKPOINT = (
     f"MATCH (r:{quote(Label.MODEL_RUN)} {{id: $run}}) WHERE r.status = 'writing' "
     "SET r.checkpoint = $checkpoint, r.top_k = $top_k"
 )
+# A user's list in the active run without the items they have interacted with (as the API's default list,
+# API_RECOMMENDATIONS with $exclude_seen): the Cypher kgrec recommend prints for the list it reads, in lines.
 TOP_K_ACTIVE = (
-    f"MATCH (run:{quote(Label.MODEL_RUN)} {{active: true}}) "
-    f"MATCH (:{quote(Label.USER)} {{id: $user}})-[r:{quote(RelType.RECOMMENDED)}]->(i:{quote(Label.ITEM)}) "
-    "WHERE r.run = run.id RETURN i.id AS item, i.title AS title, r.score AS score, r.rank AS rank, "
-    "r.explanation AS explanation ORDER BY r.rank LIMIT $k"
+    f"MATCH (run:{quote(Label.MODEL_RUN)} {{active: true}})\n"
+    f"MATCH (u:{quote(Label.USER)} {{id: $user}})-[r:{quote(RelType.RECOMMENDED)}]->(i:{quote(Label.ITEM)})\n"
+    f"WHERE r.run = run.id AND NOT EXISTS {{ (u)-[:{quote(RelType.INTERACTED)}]->(i) }}\n"
+    "RETURN i.id AS item, i.title AS title, r.score AS score, r.rank AS rank, r.explanation AS explanation\n"
+    "ORDER BY r.rank, i.id\n"
+    "LIMIT $k"
 )
 
 
@@ -493,20 +497,29 @@ _RUN_MAPS = (
 # related to the entity), cut at $k. The run and its list come from one transaction. The user's
 # relationships are read as pattern comprehensions, which expand from the user: as EXISTS or COUNT the
 # planner may instead scan the RECOMMENDED.run or INTERACTED.ts index over all users.
-API_RECOMMENDATIONS = (
-    f"OPTIONAL MATCH (u:{_USER} {{id: $user}}) OPTIONAL MATCH (e:{_ENTITY} {{id: $entity}}) "
-    f"{_ACTIVE_RUNS}"
-    "WITH u, e, runs, CASE WHEN size(runs) = 1 THEN runs[0] END AS run "
-    f"WITH u, e, runs, run, [(u)-[rec:{_RECOMMENDED}]->(i:{_ITEM}) WHERE rec.run = run.id | "
-    "{rank: rec.rank, item_id: i.id, title: i.title, score: rec.score, "
-    f"keep: NOT ($exclude_seen AND EXISTS {{ (u)-[:{_INTERACTED}]->(i) }}) "
-    f"AND ($entity IS NULL OR EXISTS {{ (i)-[:{_RELATES_TO}]->(e) }})}}] AS stored "
-    f"RETURN u IS NOT NULL AS user_found, $entity IS NULL OR e IS NOT NULL AS entity_found, {_RUN_MAPS}, "
-    f"coalesce(any(ts IN [(u)-[x:{_INTERACTED}]->(:{_ITEM}) | x.ts] WHERE ts > run.activated_at), false) AS recent, "
-    "stored <> [] AS has_list, "
-    "COLLECT { UNWIND stored AS s WITH s WHERE s.keep ORDER BY s.rank, s.item_id LIMIT $k "
-    "RETURN s {.item_id, .title, .score} } AS items"
-)
+def _user_list(*, details: bool) -> str:
+    """The query above; with ``details`` each item also carries its stored ``rank`` and ``explanation``."""
+    extra, fields = (", explanation: rec.explanation", ", .rank, .explanation") if details else ("", "")
+    return (
+        f"OPTIONAL MATCH (u:{_USER} {{id: $user}}) OPTIONAL MATCH (e:{_ENTITY} {{id: $entity}}) "
+        f"{_ACTIVE_RUNS}"
+        "WITH u, e, runs, CASE WHEN size(runs) = 1 THEN runs[0] END AS run "
+        f"WITH u, e, runs, run, [(u)-[rec:{_RECOMMENDED}]->(i:{_ITEM}) WHERE rec.run = run.id | "
+        f"{{rank: rec.rank, item_id: i.id, title: i.title, score: rec.score{extra}, "
+        f"keep: NOT ($exclude_seen AND EXISTS {{ (u)-[:{_INTERACTED}]->(i) }}) "
+        f"AND ($entity IS NULL OR EXISTS {{ (i)-[:{_RELATES_TO}]->(e) }})}}] AS stored "
+        f"RETURN u IS NOT NULL AS user_found, $entity IS NULL OR e IS NOT NULL AS entity_found, {_RUN_MAPS}, "
+        f"coalesce(any(ts IN [(u)-[x:{_INTERACTED}]->(:{_ITEM}) | x.ts] WHERE ts > run.activated_at), false) AS recent, "
+        "stored <> [] AS has_list, "
+        "COLLECT { UNWIND stored AS s WITH s WHERE s.keep ORDER BY s.rank, s.item_id LIMIT $k "
+        f"RETURN s {{.item_id, .title, .score{fields}}} }} AS items"
+    )
+
+
+API_RECOMMENDATIONS = _user_list(details=False)
+# kgrec recommend: the same read with the stored ranks and explanations (and $exclude_seen true, $entity null,
+# as the API's default list). It prints TOP_K_ACTIVE as the Cypher of that list.
+API_RECOMMENDATIONS_EXPLAINED = _user_list(details=True)
 
 
 def api_item_vector_page(slot: str) -> str:

@@ -9,11 +9,13 @@ refresh takes the active run's trained weights and recomputes everything the edi
    knowledge, as in cold start), new entities their text only, new users their interactions only; links of
    relations the model never learnt are left out; the collaborative propagation runs over the current
    interactions;
-3. every user with an interaction is scored again (a user with none gets no list: the API serves popular items), and the result is written as a **new run** (``params.refresh_of`` names the
+3. every user with an interaction is scored again (a user with none gets no list: the API serves popular
+   items), and the result is written as a **new run** (``params.refresh_of`` names the
    run it came from) and activated in one step — readers switch from one complete run to the other.
 
 What changed is reported: texts re-encoded, knowledge links added and removed, links left out (of relations
-the model never learnt), items added and removed, items whose embedding moved, and users whose top-K changed. Full retraining stays ``kgrec run``.
+the model never learnt), items added and removed, items whose embedding moved, and users whose top-K changed.
+Full retraining stays ``kgrec run``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from kgrec.graph_schema.vocabulary import NEO4J_INTEGER, NODE_PROPS, Label
 
@@ -147,8 +158,20 @@ def _int64(value: Any) -> Any:
     return value
 
 
+# Strict: a value keeps its JSON type, and a list must hold one type (as Neo4j stores lists), so that
+# ["1", 2] or [true, 1] are a 422 instead of being coerced to [1, 2] or [1, 1]. Integers may stand in a
+# list of floats (JSON has one number type).
+_StrictFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 AttributeValue = Annotated[
-    str | bool | int | FiniteFloat | list[str] | list[bool] | list[int] | list[FiniteFloat], BeforeValidator(_int64)
+    StrictStr
+    | StrictBool
+    | StrictInt
+    | _StrictFloat
+    | list[StrictStr]
+    | list[StrictBool]
+    | list[StrictInt]
+    | list[_StrictFloat],
+    BeforeValidator(_int64),
 ]
 
 

@@ -81,6 +81,23 @@ def test_item_attributes_within_range_keep_their_type(value: object) -> None:
     assert item.attributes["a"] == value and type(item.attributes["a"]) is type(value)
 
 
+@pytest.mark.parametrize("value", [["1", 2], [True, 1], [1, "x"], ["a", False], [1.5, True], [[1], [2]], {"a": 1}])
+def test_item_attribute_lists_of_mixed_types_are_422_not_coerced(client: TestClient, value: object) -> None:
+    """A lax union took ["1", 2] as [1, 2] and [true, 1] as [1, 1]: values changed without a word."""
+    body = {"id": "n4", "title": "y", "attributes": {"mixed": value}}
+    response = client.post("/items", content=json.dumps(body), headers=HEADERS)
+    assert response.status_code == 422, response.text
+    assert all(error["loc"][:3] == ["body", "attributes", "mixed"] for error in response.json()["detail"])
+
+
+@pytest.mark.parametrize(("value", "stored"), [("1", "1"), (1, 1), (True, True), ([1, 2.5], [1.0, 2.5]), ([], [])])
+def test_item_attribute_values_keep_their_json_type(value: object, stored: object) -> None:
+    item = NewItem.model_validate_json(json.dumps({"id": "n4", "title": "y", "attributes": {"a": value}}))
+    assert item.attributes["a"] == stored and type(item.attributes["a"]) is type(stored)
+    if isinstance(stored, list) and stored:
+        assert [type(v) for v in item.attributes["a"]] == [type(v) for v in stored]
+
+
 def test_big_integer_is_not_taken_as_a_float() -> None:
     with pytest.raises(ValidationError, match="integers must fit in 64 bits"):
         NewItem.model_validate({"id": "n4", "title": "y", "attributes": {"big": 2**70}})

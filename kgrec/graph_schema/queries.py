@@ -555,13 +555,16 @@ def api_item_vector(slot: str) -> str:
     return f"MATCH (i:{_ITEM} {{id: $item}}) RETURN CASE WHEN i.{tag} = $run THEN i.{vector} END AS vector"
 
 
-# user → interacted item → entity ← the item; rarer entities (fewer items) first: they say more
+# user → interacted item → entity ← the item; rarer entities (fewer items) first: they say more. One path per
+# (via item, entity), named by its first relation, and entities count distinct items: an item linked to an
+# entity by two relations (genre and tag) is one path and one item, not two.
 API_ENTITY_PATHS = (
     f"MATCH (:{_USER} {{id: $user}})-[:{_INTERACTED}]->(via:{_ITEM}) WHERE via.id <> $item "
     "WITH DISTINCT via "
     f"MATCH (via)-[r:{_RELATES_TO}]->(e:{_ENTITY})<-[:{_RELATES_TO}]-(:{_ITEM} {{id: $item}}) "
-    "WITH DISTINCT via, r.relation AS relation, e "
-    f"WITH via, relation, e, COUNT {{ (e)<-[:{_RELATES_TO}]-(:{_ITEM}) }} AS entity_items "
+    "WITH via, e, min(r.relation) AS relation "
+    f"WITH via, relation, e, COUNT {{ MATCH (e)<-[:{_RELATES_TO}]-(other:{_ITEM}) RETURN DISTINCT other }} "
+    "AS entity_items "
     "ORDER BY entity_items, via.id, e.id, relation "
     "WITH collect({via_item: via.id, via_item_title: via.title, relation: relation, entity: e.id, "
     "entity_name: e.name, entity_items: entity_items}) AS paths "

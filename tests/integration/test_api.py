@@ -391,6 +391,19 @@ def test_explanation_live_paths_are_capped_at_five_and_counted(client: TestClien
     assert [p["via_item"] for p in entity["paths"]] == ["x1", "x2", "x3", "x4", "x5"]  # 2-item entities first
 
 
+def test_explanation_counts_an_item_linked_twice_to_an_entity_once(client: TestClient, served: Graph) -> None:
+    """i1 and i5 are linked to Chill (e2) as a tag and now also as a genre: still one path, and 2 items."""
+    served.write(
+        "MATCH (i:Item), (e:Entity {id: 'e2'}) WHERE i.id IN ['i1', 'i5'] "
+        "CREATE (i)-[:RELATES_TO {relation: 'genre'}]->(e)"
+    )
+    entity = client.get("/users/u1/recommendations/i5/explanation").json()["live"]["entity"]
+    assert entity["count"] == 2
+    assert [(p["entity"], p["relation"], p["entity_items"]) for p in entity["paths"]] == [
+        ("e2", "genre", 2), ("e3", "tag", 3)
+    ]
+
+
 def test_explanation_404s(client: TestClient) -> None:
     for path, detail in [
         ("/users/nobody/recommendations/i1/explanation", "unknown user 'nobody'"),

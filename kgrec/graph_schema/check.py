@@ -54,15 +54,12 @@ def check_graph(graph: Graph, *, sample: int = 5) -> list[Finding]:
         if (label.value, key) not in unique:
             run("error", "duplicate id", f"{label.value}.{key}", q.duplicate_ids(label, key))
 
-    for label, props in NODE_PROPS.items():
-        for row in graph.read(q.wrong_types(label), props=_typed(props), sample=sample):
-            findings.append(Finding("error", "wrong property type", f"{label.value}.{row['prop']}", row["count"],
+    typed = list(NODE_PROPS.items())
+    typed += [(spec.type, spec.props) for spec in REL_SPECS.values() if spec.props]
+    for target, props in typed:
+        for row in graph.read(q.wrong_types(target), props=_typed(props), sample=sample):
+            findings.append(Finding("error", "wrong property type", f"{target.value}.{row['prop']}", row["count"],
                                     [str(s) for s in row["sample"]]))
-    for spec in REL_SPECS.values():
-        if spec.props:
-            for row in graph.read(q.wrong_rel_types(spec.type), props=_typed(spec.props), sample=sample):
-                findings.append(Finding("error", "wrong property type", f"{spec.type.value}.{row['prop']}", row["count"],
-                                        [str(s) for s in row["sample"]]))
 
     for spec in REL_SPECS.values():
         run("error", "wrong endpoints", spec.type.value, q.wrong_endpoints(spec.type, spec.heads, spec.tails))

@@ -139,24 +139,18 @@ def _shown(node: str) -> str:
     return f"CASE WHEN valueType({node}.id) STARTS WITH 'STRING' THEN {node}.id ELSE elementId({node}) END"
 
 
-def wrong_types(label: Label) -> str:
-    """Per property of ``$props`` (``[{name, types}]``), the nodes whose value's ``valueType()`` starts with
-    none of its ``types``: an id that is a number, a text that is a list, a time that is a string."""
+def wrong_types(target: Label | RelType) -> str:
+    """Per property of ``$props`` (``[{name, types}]``), the nodes of label ``target`` (or relationships of
+    type ``target``) whose value's ``valueType()`` starts with none of its ``types``: an id that is a number,
+    a text that is a list, a time that is a string."""
+    if isinstance(target, Label):
+        match, element, shown = f"MATCH (n:{quote(target)})", "n", _shown("n")
+    else:
+        match, element, shown = f"MATCH (a)-[r:{quote(target)}]->(b)", "r", f"{_shown('a')} + ' -> ' + {_shown('b')}"
     return (
-        f"MATCH (n:{quote(label)}) UNWIND $props AS p WITH n, p, n[p.name] AS value "
+        f"{match} UNWIND $props AS p WITH *, {element}[p.name] AS value "
         "WHERE value IS NOT NULL AND NOT any(t IN p.types WHERE valueType(value) STARTS WITH t) "
-        f"WITH p.name AS prop, count(*) AS count, collect({_shown('n')} + ': ' + valueType(value))[..$sample] AS sample "
-        "RETURN prop, count, sample"
-    )
-
-
-def wrong_rel_types(rel_type: RelType) -> str:
-    """:func:`wrong_types` for the properties of relationships of ``rel_type``."""
-    return (
-        f"MATCH (a)-[r:{quote(rel_type)}]->(b) UNWIND $props AS p WITH a, b, p, r[p.name] AS value "
-        "WHERE value IS NOT NULL AND NOT any(t IN p.types WHERE valueType(value) STARTS WITH t) "
-        f"WITH p.name AS prop, count(*) AS count, "
-        f"collect({_shown('a')} + ' -> ' + {_shown('b')} + ': ' + valueType(value))[..$sample] AS sample "
+        f"WITH p.name AS prop, count(*) AS count, collect({shown} + ': ' + valueType(value))[..$sample] AS sample "
         "RETURN prop, count, sample"
     )
 

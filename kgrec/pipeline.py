@@ -104,9 +104,9 @@ Step = Callable[[str], None]
 def run_pipeline(graph: Graph, settings: Settings, config: PipelineConfig = PipelineConfig(), *,
                  progress: bool = False, say: Step = log.info) -> PipelineResult:
     """Run the whole pipeline; see the module docstring."""
-    run_id = writeback.check_run_id(config.run_id or "run-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"))
-    if graph.read(q.GET_RUN, run=run_id):
-        raise KgrecError(f"a ModelRun {run_id!r} exists already; choose a new run id")
+    run_id = writeback.check_new_run_id(
+        graph, config.run_id or "run-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    )
     seconds: dict[str, float] = {}
 
     def timed(name: str, what: str):

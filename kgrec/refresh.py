@@ -71,9 +71,9 @@ def refresh(graph: Graph, settings: Settings, *, run_id: str | None = None, top_
                          f"({base['checkpoint']}); refresh needs it — or retrain with `kgrec run`")
     checkpoint = read_checkpoint(Path(base["checkpoint"]) / CHECKPOINT)
     top_k = top_k or base["top_k"] or 50
-    run_id = writeback.check_run_id(run_id or "refresh-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"))
-    if graph.read(q.GET_RUN, run=run_id):  # before any work: the run's checkpoint would be overwritten
-        raise KgrecError(f"a ModelRun {run_id!r} exists already; choose a new run id")
+    run_id = writeback.check_new_run_id(
+        graph, run_id or "refresh-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    )
 
     encoder = TextEncoder(settings.text_model, settings.data_dir / "text_cache", progress=progress)
     say("Encoding changed item text ...")

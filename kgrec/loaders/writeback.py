@@ -67,11 +67,19 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
-def start_run(graph: Graph, run_id: str, params: dict[str, Any] | None = None) -> Run:
-    """Create the run in the slot the active run does not use."""
+def check_new_run_id(graph: Graph, run_id: str) -> str:
+    """``run_id`` if it is a plain name (:func:`check_run_id`) that no ModelRun has yet, else a
+    :class:`WriteBackError`. The pipeline and refresh call it before any work, since the run's folder of
+    checkpoints would be overwritten; :func:`start_run` calls it again."""
     check_run_id(run_id)
     if graph.read(q.GET_RUN, run=run_id):
         raise WriteBackError(f"a ModelRun {run_id!r} exists already; choose a new run id")
+    return run_id
+
+
+def start_run(graph: Graph, run_id: str, params: dict[str, Any] | None = None) -> Run:
+    """Create the run in the slot the active run does not use."""
+    check_new_run_id(graph, run_id)
     current = active_run(graph)
     slot = EMBEDDING_SLOTS[1] if current is not None and current.slot == EMBEDDING_SLOTS[0] else EMBEDDING_SLOTS[0]
     graph.write(q.CREATE_RUN, run=run_id, params=json.dumps(params or {}, sort_keys=True, default=str), slot=slot)

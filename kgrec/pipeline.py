@@ -174,7 +174,7 @@ def recommend(model: KGRec, data: RecData, k: int, item_titles: list[str] | None
               entity_names: list[str] | None = None, batch_size: int = 1024) -> pd.DataFrame:
     """Top-``k`` unseen items per user with scores, ranks and explanations (JSON text); none for a user with
     no interactions (the API serves such a user popular items)."""
-    seen = data.matrix(torch.cat([data.train, data.val, data.test], dim=1))
+    seen = data.seen_matrix
     history = np.diff(seen.indptr) > 0
     explainer = Explainer(model.net, data, model.relation_index, item_titles, entity_names)
     k = min(k, data.num_items)
@@ -197,7 +197,7 @@ def recommend(model: KGRec, data: RecData, k: int, item_titles: list[str] | None
 def with_history(data: RecData, users: torch.Tensor) -> tuple[list[str], np.ndarray]:
     """The ids and embedding rows of the users with an interaction. A user with none has an untrained row
     (no positive ever reached it): storing it would let the API score that user with it, on the fly."""
-    history = np.diff(data.matrix(torch.cat([data.train, data.val, data.test], dim=1)).indptr) > 0
+    history = np.diff(data.seen_matrix.indptr) > 0
     return [u for u, keep in zip(data.user_ids, history) if keep], users.numpy()[history]
 
 

@@ -123,12 +123,20 @@ class RecData:
         )
 
     def matrix(self, pairs: torch.Tensor, weights: torch.Tensor | None = None) -> sp.csr_matrix:
-        """A users × items CSR matrix of ``pairs`` (1.0, or ``weights``)."""
+        """A users × items CSR matrix of ``pairs``: 1.0 per pair, however often it occurs (a user who both
+        rated and tagged an item interacted with it once), or the sum of its ``weights``."""
         values = np.ones(pairs.shape[1], dtype=np.float32) if weights is None else weights.numpy().astype(np.float32)
         m = sp.csr_matrix((values, (pairs[0].numpy(), pairs[1].numpy())), shape=(self.num_users, self.num_items))
         m.sum_duplicates()
+        if weights is None:
+            m.data[:] = 1.0
         return m
 
     @property
     def train_matrix(self) -> sp.csr_matrix:
         return self.matrix(self.train)
+
+    @property
+    def seen_matrix(self) -> sp.csr_matrix:
+        """Every interaction, of all three splits: what a recommendation leaves out."""
+        return self.matrix(torch.cat([self.train, self.val, self.test], dim=1))

@@ -360,3 +360,13 @@ def test_training_is_seeded() -> None:
 def test_item_knn_beats_popularity(popularity_ndcg: float) -> None:
     data = planted()
     assert evaluate(ItemKNN(k=20).fit(data), data, "test", ks=(10,))["ndcg@10"] > popularity_ndcg + 0.2
+
+
+def test_a_pair_with_two_kinds_is_one_interaction_in_the_matrices() -> None:
+    """A user who rated and tagged an item (two INTERACTED of two kinds) interacted with it once: 2.0 in the
+    train matrix weighed that item double in ItemKNN's and EASE's item–item statistics."""
+    data = rec_data(2, 3, train=[(0, 1), (0, 1), (1, 2)], test=[(0, 0), (0, 0)])
+    assert data.train_matrix.toarray().tolist() == [[0, 1, 0], [0, 0, 1]]
+    assert data.seen_matrix.toarray().tolist() == [[1, 1, 0], [0, 0, 1]]
+    weighted = data.matrix(data.train, torch.tensor([2.0, 3.0, 1.0]))
+    assert weighted.toarray().tolist() == [[0, 5, 0], [0, 0, 1]]  # weights are summed

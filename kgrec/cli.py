@@ -485,7 +485,10 @@ def export(
     console.print(_table(f"Exported to {out} in {result.meta['seconds']:.1f}s", ["part", "count"],
                          [(k, str(v)) for k, v in counts.items()]))
     if result.meta["outside_snapshot"]:
-        console.print(f"[yellow]edges outside the snapshot (not exported)[/yellow]: {result.meta['outside_snapshot']}")
+        filtered = entity is not None or active_since is not None or sample_users is not None
+        why = ("the filter left out, or that were added while the export ran" if filtered
+               else "added while the export ran")
+        console.print(f"[yellow]edges not exported, to nodes {why}[/yellow]: {result.meta['outside_snapshot']}")
 
 
 def _out_folder(path: Path, option: str = "--out") -> Path:
@@ -505,7 +508,8 @@ Layers = Annotated[int, typer.Option(min=0, help="Propagation layers.")]
 Epochs = Annotated[int, typer.Option(min=1, help="Most epochs (early stopping on validation nDCG@20).")]
 LearningRate = Annotated[float, typer.Option(help="Adam learning rate.")]
 Patience = Annotated[int, typer.Option(min=1, help="Validations without improvement before stopping.")]
-Seed = Annotated[int, typer.Option(help="Seeds initialisation, sampling and the split.")]
+Seed = Annotated[int, typer.Option(help="Seeds initialisation and negative and neighbour sampling, not the split "
+                                "(kgrec export --seed sets that; kgrec run splits with seed 0).")]
 Device = Annotated[str, typer.Option(help="Torch device to train on, e.g. cpu, cuda, cuda:1.")]
 Negatives = Annotated[int, typer.Option(min=1, help="Uniform negative candidates per BPR triple; the one the model "
                                         "scores highest is used (dynamic negative sampling; 1: plain BPR).")]

@@ -26,14 +26,15 @@ is read in that many smaller ones (of at least ``MIN_PAGE`` edges), so that the 
 pages while Python converts the first: at small sizes the export is bound by the database's time per row,
 not by round trips.
 
-**Consistency.** Neo4j Community reads are read-committed, with no snapshot across transactions, so a
-paged export taken while people edit the graph could mix before and after. The export therefore (1) only
-keeps edges whose two endpoints are in its node pass, counting the others (``meta['outside_snapshot']``)
-rather than dropping them silently, and (2) compares a fingerprint of the graph — the count-store totals of
-every label and relationship type, read in O(1) — before and after; if it moved, the export is taken again
-(``max_attempts`` times), and otherwise fails naming the counts that changed. Edits that change only
-properties (a corrected text) leave the counts alone: such an export contains each node's properties as of
-the moment its page was read.
+**Consistency.** Neo4j Community reads are read-committed, with no snapshot across transactions, so a paged
+export taken while people edit the graph could mix before and after. The export therefore (1) only keeps
+edges whose two endpoints are in its node pass, counting the others (``meta['outside_snapshot']``) rather
+than dropping them silently — with a filter that count also holds the edges to nodes the filter left out (a
+follow of a user outside the sample, a link between the category's entities and others), and (2) compares a
+fingerprint of the graph — the count-store totals of every label and relationship type, read in O(1) —
+before and after; if it moved, the export is taken again (``max_attempts`` times), and otherwise fails
+naming the counts that changed. Edits that change only properties (a corrected text) leave the counts alone:
+such an export contains each node's properties as of the moment its page was read.
 """
 
 from __future__ import annotations

@@ -146,7 +146,7 @@ def write_results(results: list[Result], out: Path, title: str) -> dict[str, Pat
     out.mkdir(parents=True, exist_ok=True)
     rows = [{"model": r.model, **{k: round(v, 4) for k, v in r.metrics.items() if k != "users"},
              "train s": round(r.train_seconds, 1), "best epoch": r.best_epoch} for r in results]
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows).astype({"best epoch": "Int64"})  # an epoch number, blank for untrained models
     paths = {"csv": out / "results.csv", "md": out / "results.md", "png": out / "curves.png", "json": out / "history.json"}
     table.to_csv(paths["csv"], index=False)
     paths["md"].write_text(f"# {title}\n\n" + markdown_table(table) + "\n")
@@ -177,7 +177,7 @@ def _plot_curves(results: list[Result], path: Path, title: str) -> None:
         val = [(h[0], v) for h in r.history for k, v in h[2].items() if k.startswith("ndcg@")]
         if val:
             val_ax.plot(*zip(*val), marker="o", label=r.model)
-    loss_ax.set(xlabel="epoch", ylabel="BPR loss", title="training loss")
+    loss_ax.set(xlabel="epoch", ylabel="loss (BPR, + weighted rating MSE where trained)", title="training loss")
     val_ax.set(xlabel="epoch", ylabel="validation nDCG", title="validation")
     for ax in (loss_ax, val_ax):
         ax.legend(fontsize=8)

@@ -122,3 +122,14 @@ def test_an_out_folder_that_is_a_file_is_refused_before_any_work(tmp_path: Path,
     where = "is a file" if out == "taken" else "is under taken, which is a file"
     assert_one_line_error(result, f"--out {out} {where}, not a folder")
     assert (tmp_path / "taken").read_text() == "mine"
+
+
+def test_comparison_table_shows_best_epochs_as_integers_and_blank_where_none(tmp_path: Path) -> None:
+    """A column with None beside numbers was float: best epoch 12 was written as 12.0."""
+    from kgrec.model.harness import Result, write_results
+
+    results = [Result("popularity", {"ndcg@20": 0.1}, 0.0, 1, None, []),
+               Result("kgrec", {"ndcg@20": 0.25}, 3.0, 1, 12, [(1, 0.7, {}), (2, 0.5, {"ndcg@20": 0.2})])]
+    paths = write_results(results, tmp_path, "t")
+    assert paths["csv"].read_text().splitlines()[1:] == ["popularity,0.1,0.0,", "kgrec,0.25,3.0,12"]
+    assert "| 3.0 | 12 |" in paths["md"].read_text() and paths["png"].stat().st_size > 0

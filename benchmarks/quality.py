@@ -504,7 +504,7 @@ def table(runs: list[Run], with_training: bool = True) -> pd.DataFrame:
                     **({"GPU MiB": round(r.gpu_peak_mib) if r.gpu_peak_mib is not None else ""}
                        if any(o.gpu_peak_mib for o in runs) else {}),
                     "β": r.beta if r.beta is not None else "", "γ": r.gamma if r.gamma is not None else "",
-                    "best epoch": r.result.best_epoch if r.result.best_epoch is not None else ""}
+                    "best epoch": _epoch(r.result.best_epoch)}
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -679,6 +679,11 @@ def gamma_bases(runs: list[Run]) -> list[str]:
     return [f"γ chosen on: {'; '.join(said)}.", ""] if said else []
 
 
+def _epoch(epoch: int | None) -> int | str:
+    """A best epoch for a table: blank for untrained models (a None in the column made pandas show 92 as 92.0)."""
+    return "" if epoch is None else int(epoch)
+
+
 def device_report(folder: Path, main_sections: list[dict]) -> list[str]:
     """The sections measured on another device (another ``--out``: say, 2 CPU cores beside a GPU), with
     each model's training time and nDCG@20 there beside the main tables' figures for the same model."""
@@ -693,14 +698,15 @@ def device_report(folder: Path, main_sections: list[dict]) -> list[str]:
             row = {"dataset": TITLES[section["name"]], "model": r.result.model,
                    "device": section.get("device") or "?", "train s": round(r.result.train_seconds, 1),
                    "to best s": round(r.best_seconds, 1) if r.best_seconds is not None else "",
-                   "best epoch": r.result.best_epoch, "peak MiB": round(r.peak_mib),
+                   "best epoch": _epoch(r.result.best_epoch), "peak MiB": round(r.peak_mib),
                    "ndcg@20": round(r.result.metrics["ndcg@20"], 4)}
             if there:
                 s, m = there
                 row |= {"main: device": s.get("device") or "?", "main: train s": round(m.result.train_seconds, 1),
                         "main: to best s": round(m.best_seconds, 1) if m.best_seconds is not None else "",
                         "main: GPU peak MiB": round(m.gpu_peak_mib) if m.gpu_peak_mib is not None else "",
-                        "main: best epoch": m.result.best_epoch, "main: ndcg@20": round(m.result.metrics["ndcg@20"], 4)}
+                        "main: best epoch": _epoch(m.result.best_epoch),
+                        "main: ndcg@20": round(m.result.metrics["ndcg@20"], 4)}
             rows.append(row)
     timing = [training_goal(s, r) for s in other_sections for r in s["runs"]
               if r.key == "kgrec" and s["name"] == "hetrec-lastfm" and r.best_seconds is not None]

@@ -35,6 +35,8 @@ class RecData:
         data: the HeteroData it came from.
         train_rating, val_rating, test_rating: the explicit rating of each pair of the split (NaN where
             the interaction has none), or None when the export has no ratings at all.
+        train_time: when each training pair's interaction happened, Unix seconds as float64 (NaN where
+            unknown), or None when the export has no times at all.
     """
 
     num_users: int
@@ -56,13 +58,20 @@ class RecData:
     train_rating: torch.Tensor | None = None
     val_rating: torch.Tensor | None = None
     test_rating: torch.Tensor | None = None
+    train_time: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
-        for split in ("train", "val", "test"):
-            rating = getattr(self, f"{split}_rating")
-            if rating is not None and rating.shape != (getattr(self, split).shape[1],):
-                raise KgrecError(f"'{split}_rating' (shape {tuple(rating.shape)}) must hold one value per "
+        for name, split in (("train_rating", "train"), ("val_rating", "val"), ("test_rating", "test"),
+                            ("train_time", "train")):
+            values = getattr(self, name)
+            if values is not None and values.shape != (getattr(self, split).shape[1],):
+                raise KgrecError(f"'{name}' (shape {tuple(values.shape)}) must hold one value per "
                                  f"{split} pair ({getattr(self, split).shape[1]})")
+
+    @property
+    def has_times(self) -> bool:
+        """Whether some training pair has a known time."""
+        return self.train_time is not None and bool(torch.isfinite(self.train_time).any())
 
     @property
     def has_ratings(self) -> bool:
@@ -90,6 +99,8 @@ class RecData:
         weight[torch.isnan(weight)] = 1.0
         rating = store.edge_attr[:, INTERACTION_ATTRS.index("rating")]
         rated = bool(torch.isfinite(rating).any())
+        ts = store.ts if "ts" in store else None
+        timed = ts is not None and bool(torch.isfinite(ts).any())
         item_entity = {
             data.relations[rel]: data[(src, rel, dst)].edge_index
             for src, rel, dst in data.edge_types
@@ -120,6 +131,7 @@ class RecData:
             train_rating=rating[split == TRAIN].clone() if rated else None,
             val_rating=rating[split == VAL].clone() if rated else None,
             test_rating=rating[split == TEST].clone() if rated else None,
+            train_time=ts[split == TRAIN].clone() if timed else None,
         )
 
     def matrix(self, pairs: torch.Tensor, weights: torch.Tensor | None = None) -> sp.csr_matrix:

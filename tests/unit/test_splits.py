@@ -184,6 +184,10 @@ def test_the_models_splits_share_no_pair(kind: str) -> None:
     add_split(export, SplitSpec(kind, val=0.1, test=0.2, seed=0))
     rec = RecData.from_hetero(export.data)
     assert rec.train.shape[1] + rec.val.shape[1] + rec.test.shape[1] == len(users)
+    train = export.data[INTERACTS].split == 0  # each training edge keeps its exact time
+    assert rec.has_times and torch.equal(rec.train_time, export.data[INTERACTS].ts[train])
+    with pytest.raises(KgrecError, match="'train_time' \\(shape \\(3,\\)\\) must hold one value per train pair"):
+        RecData(**{**{f: getattr(rec, f) for f in rec.__dataclass_fields__}, "train_time": rec.train_time[:3]})
     sets = [set(map(tuple, getattr(rec, s).t().tolist())) for s in ("train", "val", "test")]
     assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
     assert sum(map(len, sets)) == len(set(zip(users, items)))

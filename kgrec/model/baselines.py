@@ -187,6 +187,9 @@ class ItemKNN:
 EASE_LAMBDAS = (100.0, 200.0, 500.0, 1000.0, 2000.0)  # L2 weights EASE tries on validation
 EASE_MAX_SIDE = 40_000  # EASE inverts a dense min(rows, items)-square matrix: 12.8 GB in float64 at this size
 KNOWLEDGE_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)  # weights of the knowledge rows KGRec's EASE channel tries
+TIME_WEIGHTS = (0.0, 1.0, 2.0, 4.0)  # weights of the time kernel KGRec's EASE channel tries
+TIME_SCALE = 300.0  # seconds: tau of the time kernel, the scale of one sitting
+TIME_TAIL = 1e-4  # pairs further apart than tau * ln(1 / TIME_TAIL) in time are left out of the time kernel
 
 
 class EASE:
@@ -209,6 +212,21 @@ class EASE:
     is chosen on validation after :math:`\lambda` (at the first weight), with :math:`\alpha = 0` among
     the candidates, so the knowledge is used only where validation says it helps.
 
+    **Time kernel** (off by default; KGRec's channel uses it): with ``time_weights`` other than ``(0,)`` and
+    training interactions with known times, the Gram matrix gains :math:`\alpha_t G_\tau`, the
+    co-occurrences of each user's items weighted by how close in time they were,
+
+    .. math::
+        G_\tau = \sum_u X_u^\top W_u X_u, \qquad (W_u)_{ij} = \exp\bigl(-\lvert t_{ui} - t_{uj} \rvert / \tau\bigr),
+
+    (:func:`time_gram`; :math:`\tau` = ``time_scale``), so items consumed in one sitting explain each other
+    more than items a user consumed years apart — the time-decayed within-session similarity of SLIST (Choi
+    et al., `"Session-aware Linear Item-Item Models for Session-based Recommendation"
+    <https://arxiv.org/abs/2103.16104>`_), added to EASE's whole-history co-occurrence. The users are still
+    scored from their binary rows, without times. :math:`\alpha_t` is chosen on validation last (after
+    :math:`\lambda` and :math:`\alpha`), ``0`` among the candidates; a fit with it solves over the items,
+    which ``EASE_MAX_SIDE`` must allow (else only ``0`` is tried, and :attr:`time_basis` says why).
+
     With fewer items than rows it inverts the items × items matrix and keeps :math:`B`. With fewer rows
     than items (HetRec Last.FM-2k: 1,892 users, 17,632 artists) it never forms :math:`B`: by the Woodbury
     identity, with :math:`K = X_a X_a^\top + \lambda I` (rows × rows),
@@ -228,20 +246,30 @@ class EASE:
         val_k (int): the cut-off of the validation nDCG. (default: ``20``)
         knowledge_weights (tuple of float): the weights :math:`\alpha \ge 0` of the knowledge rows tried
             (the first without validation interactions). (default: ``(0.0,)``, no knowledge)
+        time_weights (tuple of float): the weights :math:`\alpha_t \ge 0` of the time kernel tried (the
+            first without validation interactions). (default: ``(0.0,)``, no time)
+        time_scale (float): :math:`\tau`, seconds. (default: ``TIME_SCALE``)
     """
 
     name = "EASE"
 
     def __init__(self, lambdas: tuple[float, ...] = EASE_LAMBDAS, val_k: int = 20,
-                 knowledge_weights: tuple[float, ...] = (0.0,)) -> None:
+                 knowledge_weights: tuple[float, ...] = (0.0,), time_weights: tuple[float, ...] = (0.0,),
+                 time_scale: float = TIME_SCALE) -> None:
         if not lambdas or min(lambdas) <= 0:
             raise KgrecError(f"'lambdas' (got {lambdas}) must be one or more positive weights")
-        if not knowledge_weights or min(knowledge_weights) < 0:
-            raise KgrecError(f"'knowledge_weights' (got {knowledge_weights}) must be one or more weights >= 0")
+        for name, weights in (("knowledge_weights", knowledge_weights), ("time_weights", time_weights)):
+            if not weights or min(weights) < 0:
+                raise KgrecError(f"'{name}' (got {weights}) must be one or more weights >= 0")
+        if not time_scale > 0:
+            raise KgrecError(f"'time_scale' (got {time_scale}) must be a positive number of seconds")
         self.lambdas, self.val_k = tuple(float(v) for v in lambdas), val_k
         self.knowledge_weights = tuple(float(v) for v in knowledge_weights)
+        self.time_weights, self.time_scale = tuple(float(v) for v in time_weights), float(time_scale)
         self.lam: float | None = None
         self.knowledge_weight: float | None = None  # the alpha chosen (0: no knowledge rows)
+        self.time_weight: float | None = None  # the alpha_t chosen (0: no time kernel)
+        self.time_basis: str = ""  # why the time kernel was or was not tried (ease_time)
         self.weights: Tensor | None = None  # B, [I, I] float32 (fewer items than rows)
         self._kinv: np.ndarray | None = None  # the users' rows of K^-1, [U, R] float64 (fewer rows than items)
         self._scale: np.ndarray | None = None  # 1 / P_jj, [I] float64, beside K^-1
@@ -257,44 +285,47 @@ class EASE:
         from kgrec.model.evaluate import evaluate
 
         side, alphas = ease_knowledge(data, self.knowledge_weights)
+        times, taus, self.time_basis = ease_time(data, self.time_weights, self.time_scale)
         x = _binary(data.train_matrix)
         self._train = x
         validate = bool(data.val.numel())
         lams = self.lambdas if validate else self.lambdas[:1]
-        search = validate and len(lams) * len(alphas) > 1
-        scores: dict[tuple[float, float], float] = {}
-        grams: dict[float, tuple[sp.csr_matrix, Tensor]] = {}  # X_a and its Gram, for one weight at a time
+        search = validate and len(lams) * len(alphas) * len(taus) > 1
+        scores: dict[tuple[float, float, float], float] = {}
+        grams: dict[tuple[float, float], tuple[sp.csr_matrix, Tensor]] = {}  # X_a and its Gram, one at a time
 
-        def solve(lam: float, alpha: float) -> None:
-            if alpha not in grams:
+        def solve(lam: float, alpha: float, tau: float) -> None:
+            if (alpha, tau) not in grams:
                 grams.clear()
                 rows = sp.vstack([x, side * alpha]).tocsr() if alpha else x
-                grams[alpha] = rows, _gram(rows)
-            self._solve(*grams[alpha], lam, alpha)
+                grams[alpha, tau] = rows, _gram(rows, times * tau if tau else None)
+            self._solve(*grams[alpha, tau], lam, alpha, tau)
 
-        def trial(lam: float, alpha: float) -> None:
-            solve(lam, alpha)
+        def trial(lam: float, alpha: float, tau: float) -> None:
+            solve(lam, alpha, tau)
             if search:
-                scores[lam, alpha] = evaluate(self, data, "val", ks=(self.val_k,))[f"ndcg@{self.val_k}"]
+                scores[lam, alpha, tau] = evaluate(self, data, "val", ks=(self.val_k,))[f"ndcg@{self.val_k}"]
+
+        def best() -> tuple[float, float, float]:  # ties: less knowledge, less time, smaller lambda
+            return max(scores, key=lambda key: (scores[key], -key[1], -key[2], -key[0]))
 
         for lam in lams:
-            trial(lam, alphas[0])
-        if len(alphas) > 1:
-            lam = max(lams, key=lambda v: (scores[v, alphas[0]], -v))
-            for alpha in alphas[1:]:
-                trial(lam, alpha)
-        if scores:
-            best = max(scores, key=lambda key: (scores[key], -key[1], -key[0]))
-            if best != (self.lam, self.knowledge_weight):
-                solve(*best)
+            trial(lam, alphas[0], taus[0])
+        for alpha in alphas[1:]:
+            trial(best()[0], alpha, taus[0])
+        for tau in taus[1:]:
+            trial(*best()[:2], tau)
+        if scores and best() != (self.lam, self.knowledge_weight, self.time_weight):
+            solve(*best())
         return self
 
-    def _solve(self, rows: sp.csr_matrix, gram: Tensor, lam: float, alpha: float) -> None:
-        r"""Fit for one :math:`\lambda` and knowledge weight :math:`\alpha` from :math:`X_a` (``rows``) and its
-        Gram matrix over the smaller side (:func:`_gram`)."""
-        self.lam, self.knowledge_weight = lam, alpha
+    def _solve(self, rows: sp.csr_matrix, gram: Tensor, lam: float, alpha: float, tau: float) -> None:
+        r"""Fit for one :math:`\lambda`, knowledge weight :math:`\alpha` and time weight :math:`\alpha_t` from
+        :math:`X_a` (``rows``) and its Gram matrix over the smaller side, or over the items with the time
+        kernel (:func:`_gram`)."""
+        self.lam, self.knowledge_weight, self.time_weight = lam, alpha, tau
         self.weights = self._kinv = self._scale = self._rows = None
-        if _over_rows(rows):
+        if gram.shape[0] != rows.shape[1]:  # over the rows
             self._kinv, self._scale = _ease_dual(rows, gram, lam, self._train.shape[0])
             self._rows = rows
         else:
@@ -310,7 +341,8 @@ class EASE:
 
     def __repr__(self) -> str:
         knowledge = f", knowledge_weight={self.knowledge_weight}" if self.knowledge_weights != (0.0,) else ""
-        return f"{self.__class__.__name__}(lambdas={self.lambdas}, lam={self.lam}{knowledge})"
+        time = f", time_weight={self.time_weight}, time_scale={self.time_scale:g}" if self.time_weights != (0.0,) else ""
+        return f"{self.__class__.__name__}(lambdas={self.lambdas}, lam={self.lam}{knowledge}{time})"
 
 
 def ease_knowledge(data: RecData, knowledge_weights: tuple[float, ...]) -> tuple[sp.csr_matrix | None, tuple[float, ...]]:
@@ -326,6 +358,60 @@ def ease_knowledge(data: RecData, knowledge_weights: tuple[float, ...]) -> tuple
         raise KgrecError(f"EASE inverts a dense {min(rows, items):,}-square matrix ({rows:,} rows, {items:,} "
                          f"items); it refuses more than {EASE_MAX_SIDE:,} on both sides")
     return side, tuple(alphas)
+
+
+def ease_time(data: RecData, time_weights: tuple[float, ...],
+              scale: float) -> tuple[sp.csr_matrix | None, tuple[float, ...], str]:
+    """The time kernel :meth:`EASE.fit` adds to ``data``'s Gram matrix (:func:`time_gram`), the weights it
+    tries there and why: ``None, (0.0,)`` when no weight above 0 is asked for, the training interactions
+    have no times, or the items are too many to solve over (``EASE_MAX_SIDE``)."""
+    weights = time_weights if data.val.numel() else time_weights[:1]
+    if max(weights) <= 0:
+        return None, (0.0,), "not asked for"
+    if not data.has_times:
+        return None, (0.0,), "the training interactions have no times"
+    if data.num_items > EASE_MAX_SIDE:
+        return None, (0.0,), (f"{data.num_items:,} items: more than EASE_MAX_SIDE ({EASE_MAX_SIDE:,}) to solve "
+                              "over, which the time kernel needs")
+    basis = "chosen on validation" if len(weights) > 1 else "given"
+    return time_gram(data, scale), tuple(weights), basis
+
+
+def time_gram(data: RecData, scale: float, tail: float = TIME_TAIL) -> sp.csr_matrix:
+    r"""``[I, I]`` float64: :math:`G_\tau = \sum_u X_u^\top W_u X_u` (:class:`EASE`) of the training pairs,
+    :math:`\tau` = ``scale`` seconds. A pair's time is its latest interaction's; a pair without one counts
+    on the diagonal only (as if far from every other). Pairs further apart than :math:`\tau \ln(1/\text{tail})`
+    are left out, so the cost is the number of pairs of a user's items within that window, found by walking
+    each user's items in time order one offset at a time, not every pair of a user's items."""
+    x = _binary(data.train_matrix)
+    diagonal = sp.diags(np.asarray(x.sum(axis=0)).ravel().astype(np.float64))
+    users, items = data.train.numpy()
+    times = data.train_time.numpy() if data.train_time is not None else np.full(users.size, np.nan)
+    width = np.int64(data.num_items)
+    key = users.astype(np.int64) * width + items
+    pairs, inverse = np.unique(key, return_inverse=True)
+    latest = np.full(pairs.size, -np.inf)
+    np.fmax.at(latest, inverse, times)  # fmax skips NaN: -inf where the pair has no time at all
+    timed = np.isfinite(latest)
+    pairs, latest = pairs[timed], latest[timed]
+    order = np.lexsort((latest, pairs // width))  # by user, then time
+    user, item, when = pairs[order] // width, pairs[order] % width, latest[order]
+    window = scale * np.log(1.0 / tail)
+    rows, cols, values = [], [], []
+    for offset in range(1, user.size):
+        a, b = slice(0, user.size - offset), slice(offset, None)
+        gap = when[b] - when[a]
+        near = (user[a] == user[b]) & (gap <= window)
+        if not near.any():  # each user's gaps only grow with the offset
+            break
+        rows.append(item[a][near])
+        cols.append(item[b][near])
+        values.append(np.exp(-gap[near] / scale))
+    n = data.num_items
+    if not rows:
+        return diagonal.tocsr()
+    half = sp.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    return (half + half.T + diagonal).tocsr()
 
 
 def knowledge_rows(data: RecData) -> sp.csr_matrix:
@@ -347,10 +433,14 @@ def _over_rows(rows: sp.csr_matrix) -> bool:
     return rows.shape[0] < rows.shape[1]
 
 
-def _gram(rows: sp.csr_matrix) -> Tensor:
+def _gram(rows: sp.csr_matrix, time: sp.csr_matrix | None = None) -> Tensor:
     r"""The Gram matrix of :math:`X_a` over its smaller side, dense float64: :math:`X_a X_a^\top` or
-    :math:`X_a^\top X_a`."""
-    return torch.from_numpy(((rows @ rows.T) if _over_rows(rows) else (rows.T @ rows)).toarray()).double()
+    :math:`X_a^\top X_a`; with ``time`` (:math:`\alpha_t G_\tau`, items × items) over the items,
+    :math:`X_a^\top X_a + \alpha_t G_\tau`."""
+    if time is None and _over_rows(rows):
+        return torch.from_numpy((rows @ rows.T).toarray()).double()
+    gram = (rows.T @ rows).astype(np.float64)
+    return torch.from_numpy((gram + time if time is not None else gram).toarray())
 
 
 def _ease_weights(gram: Tensor, lam: float) -> Tensor:

@@ -19,6 +19,7 @@ from kgrec.model.baselines import (
     Recommender,
     TextSimilarity,
     knowledge_rows,
+    time_gram,
 )
 from kgrec.model.data import RecData
 from kgrec.model.evaluate import evaluate
@@ -194,6 +195,93 @@ def test_ease_with_knowledge_rows_scores_as_the_closed_form(num_users: int, num_
     assert np.allclose(model.score(torch.arange(num_users)).numpy(), x @ b, atol=1e-5)
     plain = EASE(lambdas=(lam,)).fit(data)
     assert plain.knowledge_weight == 0.0 and not np.allclose(plain.score(torch.arange(num_users)).numpy(), x @ b, atol=1e-3)
+
+
+def timed(num_users: int = 5, num_items: int = 8, seed: int = 3) -> RecData:
+    """Random pairs with times in one of two sittings a day apart; one pair twice (the later time is the
+    pair's), one pair with no time, one with a time only on its second edge."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((num_users, num_items)) < 0.5
+    x[:, 0] = x[0, 1] = x[1, 2] = True
+    pairs = np.argwhere(x)
+    times = rng.integers(0, 1200, len(pairs)) + 86400.0 * rng.integers(0, 2, len(pairs))
+    row = {tuple(p): k for k, p in enumerate(pairs)}
+    times[row[(1, 0)]] = np.nan  # no time at all
+    extra = np.array([[0, 0], [1, 2]])  # second edges: (0, 0) earlier than its first, (1, 2) the only time
+    times[row[(1, 2)]] = np.nan
+    extra_times = np.array([times[row[(0, 0)]] - 50.0, 700.0])
+    train = torch.from_numpy(np.vstack([pairs, extra]).T.copy())
+    data = RecData(num_users, num_items, 0, train, torch.empty(2, 0, dtype=torch.long),
+                   torch.empty(2, 0, dtype=torch.long), torch.ones(train.shape[1]),
+                   train_time=torch.from_numpy(np.r_[times, extra_times]))
+    return data
+
+
+def brute_time_gram(data: RecData, scale: float, window: float = np.inf) -> np.ndarray:
+    """sum_u X_u^T W_u X_u by its definition: every pair of a user's items, the latest time of each."""
+    latest: dict[tuple[int, int], float] = {}
+    for (u, i), t in zip(data.train.t().tolist(), data.train_time.tolist()):
+        before = latest.get((u, i), np.nan)
+        latest[u, i] = t if np.isnan(before) else before if np.isnan(t) else max(before, t)
+    g = np.zeros((data.num_items, data.num_items))
+    for (u, i), ti in latest.items():
+        g[i, i] += 1
+        for (v, j), tj in latest.items():
+            if v == u and j != i and np.isfinite(ti) and np.isfinite(tj) and abs(ti - tj) <= window:
+                g[i, j] += np.exp(-abs(ti - tj) / scale)
+    return g
+
+
+def test_time_gram_is_each_users_kernel_summed() -> None:
+    data = timed()
+    assert data.has_times
+    assert np.allclose(time_gram(data, 300.0, tail=1e-300).toarray(), brute_time_gram(data, 300.0))
+    # the tail: pairs further apart than tau ln(1 / tail) (here 2 tau = 600 s) are left out
+    g = time_gram(data, 300.0, tail=np.exp(-2.0)).toarray()
+    assert np.allclose(g, brute_time_gram(data, 300.0, window=600.0))
+    assert not np.allclose(g, brute_time_gram(data, 300.0))  # some pairs were that far apart
+    untimed = RecData(**{**{f: getattr(data, f) for f in data.__dataclass_fields__}, "train_time": None})
+    x = untimed.train_matrix.toarray()
+    assert not untimed.has_times and np.array_equal(time_gram(untimed, 300.0).toarray(), np.diag(x.sum(0)))
+
+
+@pytest.mark.parametrize(("num_users", "num_items"), [(5, 8), (9, 4)], ids=["few-users", "few-items"])
+def test_ease_with_the_time_kernel_scores_as_the_closed_form(num_users: int, num_items: int) -> None:
+    data = timed(num_users, num_items)
+    x = data.train_matrix.toarray()
+    lam, alpha_t, scale = 2.0, 3.0, 400.0
+    model = EASE(lambdas=(lam,), time_weights=(alpha_t, 0.0), time_scale=scale).fit(data)  # no validation: the first
+    p = np.linalg.inv(x.T @ x + alpha_t * brute_time_gram(data, scale) + lam * np.eye(num_items))
+    b = -p / np.diag(p)
+    np.fill_diagonal(b, 0)
+    assert model.time_weight == alpha_t and not model.dual  # the kernel is over items: solved over items
+    assert np.allclose(model.score(torch.arange(num_users)).numpy(), x @ b, atol=1e-5)
+    assert "time_weight=3.0, time_scale=400" in repr(model) and model.time_basis == "given"
+    plain = EASE(lambdas=(lam,)).fit(data)
+    assert plain.time_weight == 0.0 and plain.time_basis == "not asked for"
+    assert not np.allclose(plain.score(torch.arange(num_users)).numpy(), x @ b, atol=1e-3)
+    with pytest.raises(KgrecError, match="'time_weights'"):
+        EASE(time_weights=(-1.0,))
+    with pytest.raises(KgrecError, match="'time_scale' \\(got 0\\)"):
+        EASE(time_scale=0)
+
+
+def test_ease_chooses_the_time_weight_last_and_says_when_it_cannot(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = planted()  # 30 users, 40 items; the times: each user's items a minute apart in the order given
+    data.train_time = torch.arange(data.train.shape[1], dtype=torch.float64) * 60.0
+    weights = (0.0, 1.0, 8.0)
+    model = EASE(lambdas=(1.0, 10.0), knowledge_weights=(0.0,), time_weights=weights).fit(data)
+    lam = EASE(lambdas=(1.0, 10.0)).fit(data).lam  # lambda is chosen without the kernel, as plain EASE does
+    val = {w: evaluate(EASE(lambdas=(lam,), time_weights=(w,)).fit(data), data, "val", ks=(20,))["ndcg@20"]
+           for w in weights}
+    assert model.lam == lam and model.time_weight == max(weights, key=lambda w: (val[w], -w))
+    assert model.time_basis == "chosen on validation"
+    untimed = RecData(**{**{f: getattr(data, f) for f in data.__dataclass_fields__}, "train_time": None})
+    model = EASE(lambdas=(10.0,), time_weights=weights).fit(untimed)
+    assert model.time_weight == 0.0 and model.time_basis == "the training interactions have no times"
+    monkeypatch.setattr("kgrec.model.baselines.EASE_MAX_SIDE", 39)  # 40 items: the users' side still fits
+    model = EASE(lambdas=(10.0,), time_weights=weights).fit(data)
+    assert model.time_weight == 0.0 and model.dual and model.time_basis.startswith("40 items: more than EASE_MAX_SIDE (39)")
 
 
 def test_ease_chooses_the_knowledge_weight_after_lambda(monkeypatch: pytest.MonkeyPatch) -> None:

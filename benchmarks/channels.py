@@ -1,10 +1,11 @@
-"""KGRec's neighbourhood channel, swapped after one training: ItemKNN, EASE, EASE with knowledge rows.
+"""KGRec's neighbourhood channel, swapped after one training: ItemKNN, EASE, EASE with knowledge rows, with a
+time kernel, with both.
 
 KGRec is trained once (quality.py's schedule) from a snapshot of the quality benchmark's split; then each
-channel is fitted on the training interactions and KGRec's β re-chosen on validation with it. Each channel
-is also ranked alone, a baseline measured in the same run. Prints and writes (``--out``:
-``channels-<dataset>.md`` and ``.csv``) validation and test nDCG@20, test Recall@20, the channel's L2 and
-knowledge weights, its fitting seconds (the validation searches included) and the peak resident memory the
+channel is fitted on the training interactions and KGRec's share β of it (and how it scores cold items)
+re-chosen on validation with it. Each channel is also ranked alone, a baseline measured in the same run. Prints and writes (``--out``:
+``channels-<dataset>.md`` and ``.csv``) validation and test nDCG@20, test Recall@20, the channel's L2,
+knowledge and time weights, its fitting seconds (the validation searches included) and the peak resident memory the
 fit added.
 
 Usage: ``.venv/bin/python benchmarks/channels.py SNAPSHOT.pt [--out DIR] [--threads 1]`` (a snapshot from
@@ -25,15 +26,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RssSampler, log, release_free_memory, write_table  # noqa: E402
 from quality import load_snapshot, parse_args, schedule  # noqa: E402
 
-from kgrec.model.baselines import EASE, KNOWLEDGE_WEIGHTS, ItemKNN  # noqa: E402
+from kgrec.model.baselines import EASE, KNOWLEDGE_WEIGHTS, TIME_WEIGHTS, ItemKNN  # noqa: E402
 from kgrec.model.evaluate import evaluate  # noqa: E402
 from kgrec.model.kgrec_net import KGRec, KGRecConfig  # noqa: E402
 
-COLUMNS = ("model", "val ndcg@20", "ndcg@20", "recall@20", "β", "λ", "α", "fit s", "peak MiB")
+COLUMNS = ("model", "val ndcg@20", "ndcg@20", "recall@20", "β", "cold", "λ", "α", "α_t", "fit s", "peak MiB")
 CHANNELS = {
     "ItemKNN": ItemKNN,
     "EASE": EASE,
     "EASE + knowledge rows": partial(EASE, knowledge_weights=KNOWLEDGE_WEIGHTS),
+    "EASE + time kernel": partial(EASE, time_weights=TIME_WEIGHTS),
+    "EASE + knowledge rows + time kernel": partial(EASE, knowledge_weights=KNOWLEDGE_WEIGHTS, time_weights=TIME_WEIGHTS),
 }
 
 
@@ -68,17 +71,20 @@ def main() -> None:
             channel = make().fit(data)
             seconds = time.perf_counter() - began
         lam, alpha = getattr(channel, "lam", None), getattr(channel, "knowledge_weight", None)
+        alpha_t = getattr(channel, "time_weight", None)
         common = {"λ": f"{lam:g}" if lam else None, "α": f"{alpha:g}" if alpha is not None else None,
-                  "fit s": seconds, "peak MiB": (memory.peak - memory.before) / 2**20}
-        rows.append({"model": f"{name} alone", **ranked(channel, data), "β": None, **common})
+                  "α_t": f"{alpha_t:g}" if alpha_t is not None else None, "fit s": seconds, "peak MiB": (memory.peak - memory.before) / 2**20}
+        rows.append({"model": f"{name} alone", **ranked(channel, data), "β": None, "cold": None, **common})
         model.knn = channel
-        model.beta = model._choose_beta(data)
-        rows.append({"model": f"KGRec, {name} channel", **ranked(model, data), "β": f"{model.beta:g}", **common})
+        model._choose_mix(data)
+        rows.append({"model": f"KGRec, {name} channel", **ranked(model, data), "β": f"{model.beta:.2g}",
+                     "cold": model.channel_cold, **common})
         for row in rows[-2:]:
             log(" | ".join(fmt(c, row[c]) for c in COLUMNS))
     stem = args.out / f"channels-{args.snapshot.stem}"
     lines = write_table(stem, f"# KGRec's neighbourhood channels on {args.snapshot.stem}\n\nOne training, then each "
-                        "channel fitted and β re-chosen on validation (`benchmarks/channels.py`).", COLUMNS, rows, fmt)
+                        "channel fitted and β (and how it scores cold items) re-chosen on validation (`benchmarks/channels.py`).",
+                        COLUMNS, rows, fmt)
     print("\n".join(lines))
     print(f"written: {stem}.md, {stem}.csv")
 

@@ -67,6 +67,7 @@ from kgrec.loaders.adapters import ADAPTERS  # noqa: E402
 from kgrec.loaders.export import export_subgraph  # noqa: E402
 from kgrec.loaders.ingest import LoadOptions, load_dataset  # noqa: E402
 from kgrec.loaders.splits import SplitSpec  # noqa: E402
+from kgrec.model.baselines import EASE  # noqa: E402
 from kgrec.model.data import RecData  # noqa: E402
 from kgrec.model.evaluate import evaluate_cold_start, evaluate_per_user  # noqa: E402
 from kgrec.model.harness import (  # noqa: E402
@@ -105,6 +106,7 @@ class Run:
     best_seconds: float | None = None  # training seconds until the end of the best epoch (the weights kept)
     gamma: float | None = None  # KGRec's text-channel weight for cold items, chosen on validation
     gamma_basis: str | None = None  # what gamma was chosen on (KGRec.gamma_basis)
+    channel: str | None = None  # what KGRec's EASE channel chose on validation (its weights; channel_choices)
     per_user: pd.DataFrame | None = None  # each test user's PER_USER metrics (column "user": the index)
 
 
@@ -256,7 +258,19 @@ def fit_and_evaluate(key: str, data: RecData, vectors, config: KGRecConfig, trai
     if getattr(model, "lift_basis", ""):
         basis = (f"{basis}; " if basis else "") + f"cold lift δ = {model.lift:g}, {model.lift_basis}"
     return Run(key, result, result.peak_rss_mib, getattr(model, "beta", None), gpu_peak, best[0] if best else None,
-               getattr(model, "gamma", None), basis, per_user)
+               getattr(model, "gamma", None), basis, channel=channel_choices(model), per_user=per_user)
+
+
+def channel_choices(model) -> str | None:
+    """What an EASE model — KGRec's channel, or the channel alone — chose on validation: its L2, knowledge and
+    time weights, and why the time kernel was or was not tried (None for other models)."""
+    ease = model if isinstance(model, EASE) else getattr(model, "knn", None)
+    if not isinstance(ease, EASE) or (ease.knowledge_weights, ease.time_weights) == ((0.0,), (0.0,)):
+        return None  # plain EASE: its lambda is all it chose
+    cold = getattr(model, "channel_cold", None)
+    return (f"λ {ease.lam:g}, knowledge rows α {ease.knowledge_weight:g}, time kernel α_t {ease.time_weight:g} "
+            f"(τ {ease.time_scale:g} s; {ease.time_basis})"
+            + (f", cold items scored by {'their placement' if cold == 'placed' else 'the channel itself'}" if cold else ""))
 
 
 def cold_split(data: RecData, share: float, seed: int = 0) -> tuple[RecData, torch.Tensor]:
@@ -282,6 +296,7 @@ def cold_split(data: RecData, share: float, seed: int = 0) -> tuple[RecData, tor
     keep = ~is_cold["train"] & ~to_val
     fields = {f: getattr(data, f) for f in data.__dataclass_fields__}
     fields.update(train=data.train[:, keep], train_weight=data.train_weight[keep],
+                  train_time=data.train_time[keep] if data.train_time is not None else None,
                   val=torch.cat([data.val[:, ~is_cold["val"]], data.train[:, to_val]], dim=1),
                   test=torch.cat([data.test, data.train[:, is_cold["train"]], data.val[:, is_cold["val"]]], dim=1))
     if data.train_rating is not None:  # the ratings move with their pairs
@@ -332,6 +347,9 @@ def run_dataset(name: str, data: RecData, models: list[str], encoder: TextEncode
     if not args.cold_only:
         with phase(f"{name}: {len(models)} models on the same split"):
             for key in models:
+                if key == "kgrec-no-time" and not data.has_times:
+                    log(f"  {key}: skipped: the interactions have no times, so it would be KGRec itself")
+                    continue
                 runs.append(fit_and_evaluate(key, data, vectors, config, train))
     folder.mkdir(parents=True, exist_ok=True)
     cold_runs = []
@@ -353,7 +371,7 @@ def save_section(section: dict) -> None:
     runs = lambda rs: [{"key": r.key, "model": r.result.model, "metrics": r.result.metrics, "train_seconds": r.result.train_seconds,
                         "peak_mib": r.peak_mib, "beta": r.beta, "best_epoch": r.result.best_epoch,
                         "gpu_peak_mib": r.gpu_peak_mib, "best_seconds": r.best_seconds, "gamma": r.gamma,
-                        "gamma_basis": r.gamma_basis} for r in rs]
+                        "gamma_basis": r.gamma_basis, "channel": r.channel} for r in rs]
     (section["folder"] / "section.json").write_text(json.dumps(
         {"name": section["name"], "counts": section["counts"], "runs": runs(section["runs"]), "cold": runs(section["cold"]),
          "measured_at": section.get("measured_at") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -378,7 +396,7 @@ def load_section(path: Path) -> dict:
     raw = json.loads(path.read_text())
     runs = lambda rs: [Run(r["key"], Result(r["model"], r["metrics"], r["train_seconds"], r["peak_mib"], r["best_epoch"]),
                            r["peak_mib"], r["beta"], r.get("gpu_peak_mib"), r.get("best_seconds"), r.get("gamma"),
-                           r.get("gamma_basis"))
+                           r.get("gamma_basis"), channel=r.get("channel"))
                        for r in rs]
     main = runs(raw["runs"])
     per_user = path.parent / PER_USER_FILE
@@ -561,7 +579,9 @@ def goals(section: dict) -> list[str]:
         for key, what in (("kgrec-no-text", "text"), ("kgrec-no-kg", "the knowledge graph"),
                           ("kgrec-kg-shuffled", "the knowledge graph's true links (vs shuffled)"),
                           ("kgrec-no-neighbourhood", "the neighbourhood channel"),
-                          ("kgrec-uniform-negatives", "dynamic negative sampling (vs uniform negatives)")):
+                          ("kgrec-uniform-negatives", "dynamic negative sampling (vs uniform negatives)"),
+                          ("kgrec-no-time", "the interactions' times (the EASE channel's time kernel)"),
+                          ("kgrec-channel", "the graph network's score (its embeddings, beside the EASE channel)")):
             if key in by_key:
                 delta = ours["ndcg@20"] - by_key[key]["ndcg@20"]
                 rel = delta / by_key[key]["ndcg@20"] if by_key[key]["ndcg@20"] else float("nan")
@@ -673,10 +693,12 @@ def write_docs(sections: list[dict], args: argparse.Namespace, config: KGRecConf
 
 
 def gamma_bases(runs: list[Run]) -> list[str]:
-    """One line saying what each KGRec variant chose its γ (and its cold lift δ) on (nothing for sections saved
-    before it was kept)."""
+    """One line saying what each KGRec variant chose its γ (and its cold lift δ) on, and one saying what its EASE
+    channel chose (nothing for sections saved before these were kept)."""
     said = [f"{r.result.model} {r.gamma_basis}" for r in runs if r.gamma_basis]
-    return [f"γ chosen on: {'; '.join(said)}.", ""] if said else []
+    channels = [f"{r.result.model}: {r.channel}" for r in runs if r.channel]
+    return ([f"γ chosen on: {'; '.join(said)}.", ""] if said else []) + (
+        [f"EASE channel chose on validation: {'; '.join(channels)}.", ""] if channels else [])
 
 
 def _epoch(epoch: int | None) -> int | str:

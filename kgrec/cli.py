@@ -525,6 +525,10 @@ NeighbourhoodModel = Annotated[str, typer.Option(help="The score's neighbourhood
 ColdLift = Annotated[bool, typer.Option("--cold-lift/--no-cold-lift", help="Lift the cold items (content, no "
                                         "interactions) against the warm ones by a shift chosen on validation, so that "
                                         "new items reach the top of the lists.")]
+UseTime = Annotated[bool, typer.Option("--time/--no-time", help="Let the EASE channel weigh co-occurrences by how "
+                                       "close in time they were (a kernel of scale --time-scale, its weight chosen on "
+                                       "validation, 0 among the candidates); used where the interactions have times.")]
+TimeScale = Annotated[float, typer.Option(help="Seconds: the scale tau of the time kernel (about one sitting).")]
 RatingWeight = Annotated[float, typer.Option(min=0.0, help="Weight of a rating MSE loss beside BPR (0: no rating "
                                              "head); needs a rating column. Adds test RMSE and MAE.")]
 
@@ -532,7 +536,8 @@ RatingWeight = Annotated[float, typer.Option(min=0.0, help="Weight of a rating M
 def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: float, patience: int, seed: int,
                   device: str, progress: bool, rating_weight: float = 0.0, negatives: int = 8,
                   kg_graph: bool = True, num_neighbors: int = 0, batch_size: int = 8192,
-                  neighbourhood_model: str = "ease", cold_lift: bool = True):
+                  neighbourhood_model: str = "ease", cold_lift: bool = True, use_time: bool = True,
+                  time_scale: float = 300.0):
     from kgrec.model.harness import load_data, text_vectors
     from kgrec.model.kgrec_net import KGRecConfig
     from kgrec.model.sampled import require_sampling
@@ -543,7 +548,7 @@ def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: floa
                         device=device)
     config = KGRecConfig(dim=dim, num_layers=layers, rating_weight=rating_weight, negatives=negatives,
                          kg_graph=kg_graph, num_neighbors=num_neighbors, neighbourhood_model=neighbourhood_model,
-                         cold_lift=cold_lift)
+                         cold_lift=cold_lift, use_time=use_time, time_scale=time_scale)
     train.torch_device  # noqa: B018 -- an unavailable device fails here, before the data is read
     require_sampling(num_neighbors)
     settings = get_settings()
@@ -577,6 +582,8 @@ def train(
     batch_size: BatchSize = 8192,
     neighbourhood_model: NeighbourhoodModel = "ease",
     cold_lift: ColdLift = True,
+    use_time: UseTime = True,
+    time_scale: TimeScale = 300.0,
     progress: Progress = True,
 ) -> None:
     """Train KGRec (text + knowledge graph + collaborative signal, attention fusion) on an export."""
@@ -587,7 +594,7 @@ def train(
     data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed, device,
                                                                 progress, rating_weight, negatives, kg_graph,
                                                                 num_neighbors, batch_size, neighbourhood_model,
-                                                                cold_lift)
+                                                                cold_lift, use_time, time_scale)
     model = build("kgrec", items, entities, config, train_config, progress)
     result = run("kgrec", model, data)
     path = save_checkpoint(model, out / "kgrec.pt", data, {"export": str(export), "metrics": result.metrics,
@@ -605,7 +612,7 @@ def evaluate_models(
     out: Annotated[Path, typer.Option(help="Folder for results.md, results.csv and curves.png.")] = Path("data/eval"),
     models: Annotated[str, typer.Option(help="Comma-separated: kgrec, popularity, itemknn, ease, mf-bpr, lightgcn, text, "
                                         "kgrec-no-text, kgrec-no-kg, kgrec-kg-shuffled, kgrec-no-neighbourhood, "
-                                        "kgrec-uniform-negatives; with "
+                                        "kgrec-uniform-negatives, kgrec-no-time; with "
                                         "ratings also kgrec-rating, bias, mean (RMSE, MAE).")] = "popularity,itemknn,text,kgrec",
     dim: Dim = 64,
     layers: Layers = 3,
@@ -621,6 +628,8 @@ def evaluate_models(
     batch_size: BatchSize = 8192,
     neighbourhood_model: NeighbourhoodModel = "ease",
     cold_lift: ColdLift = True,
+    use_time: UseTime = True,
+    time_scale: TimeScale = 300.0,
     progress: Progress = True,
 ) -> None:
     """Train and compare models on the export's split (full ranking, training items excluded)."""
@@ -631,7 +640,7 @@ def evaluate_models(
     data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed, device,
                                                                 progress, rating_weight, negatives, kg_graph,
                                                                 num_neighbors, batch_size, neighbourhood_model,
-                                                                cold_lift)
+                                                                cold_lift, use_time, time_scale)
     results = []
     for name in names:
         console.print(f"[bold]{name}[/bold] ...")
@@ -679,6 +688,8 @@ def run_pipeline_cmd(
     batch_size: BatchSize = 8192,
     neighbourhood_model: NeighbourhoodModel = "ease",
     cold_lift: ColdLift = True,
+    use_time: UseTime = True,
+    time_scale: TimeScale = 300.0,
     progress: Progress = True,
 ) -> None:
     """Export, train (or load a checkpoint), score, write back and activate a run."""
@@ -691,7 +702,7 @@ def run_pipeline_cmd(
         run_id=run_id, top_k=top_k, checkpoint=checkpoint, keep_runs=keep_runs,
         model=KGRecConfig(dim=dim, num_layers=layers, rating_weight=rating_weight, negatives=negatives,
                           kg_graph=kg_graph, num_neighbors=num_neighbors, neighbourhood_model=neighbourhood_model,
-                          cold_lift=cold_lift),
+                          cold_lift=cold_lift, use_time=use_time, time_scale=time_scale),
         train=TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, eval_every=2, patience=patience, seed=seed,
                           device=device),
     )

@@ -29,7 +29,8 @@ from kgrec.model.text import TextEncoder
 from kgrec.model.training import TrainConfig
 
 MODELS = ("kgrec", "popularity", "itemknn", "ease", "mf-bpr", "lightgcn", "text")
-ABLATIONS = ("kgrec-no-text", "kgrec-no-kg", "kgrec-kg-shuffled", "kgrec-no-neighbourhood", "kgrec-uniform-negatives")
+ABLATIONS = ("kgrec-no-text", "kgrec-no-kg", "kgrec-kg-shuffled", "kgrec-no-neighbourhood", "kgrec-uniform-negatives",
+             "kgrec-no-time", "kgrec-channel")
 #: Models that also predict explicit ratings (RMSE and MAE where the data has them).
 RATING_MODELS = ("kgrec-rating", "bias", "mean")
 MODEL_NAMES = MODELS + ABLATIONS + RATING_MODELS
@@ -74,6 +75,14 @@ def shuffled_knowledge(data: RecData, seed: int = 0) -> RecData:
     return RecData(**{**{f: getattr(data, f) for f in data.__dataclass_fields__}, "item_entity": shuffled})
 
 
+def channel_alone(config: KGRecConfig, train: TrainConfig) -> EASE | ItemKNN:
+    """KGRec's neighbourhood channel on its own, as KGRec fits it (the 'kgrec-channel' ablation: what the
+    embeddings add to it)."""
+    model = KGRec(config=config, train_config=train).new_channel()
+    model.name = "KGRec's channel alone"
+    return model
+
+
 def check_model(name: str) -> str:
     """``name`` if :func:`build` knows it, else a :class:`KgrecError` listing :data:`MODEL_NAMES`."""
     if name not in MODEL_NAMES:
@@ -100,6 +109,9 @@ def build(name: str, item_vectors: torch.Tensor | None, entity_vectors: torch.Te
         "kgrec-uniform-negatives": lambda: KGRec(item_vectors, entity_vectors,
                                                  KGRecConfig(**{**config.as_dict(), "negatives": 1}), train,
                                                  name="KGRec, uniform negatives", progress=progress),
+        "kgrec-no-time": lambda: KGRec(item_vectors, entity_vectors, KGRecConfig(**{**config.as_dict(), "use_time": False}),
+                                       train, name="KGRec w/o time", progress=progress),
+        "kgrec-channel": lambda: channel_alone(config, train),
         "kgrec-rating": lambda: KGRec(item_vectors, entity_vectors,
                                       KGRecConfig(**{**config.as_dict(),
                                                      "rating_weight": config.rating_weight or RATING_WEIGHT}),

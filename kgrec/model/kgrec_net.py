@@ -95,7 +95,9 @@ from torch_geometric.data import HeteroData
 from torch_geometric.utils import scatter, softmax
 
 from kgrec.errors import KgrecError
-from kgrec.model.baselines import EASE, EASE_LAMBDAS, KNOWLEDGE_WEIGHTS, ItemKNN, TextSimilarity, ease_knowledge
+from kgrec.model.baselines import (
+    EASE, EASE_LAMBDAS, KNOWLEDGE_WEIGHTS, TIME_SCALE, TIME_WEIGHTS, ItemKNN, TextSimilarity, ease_knowledge,
+)
 from kgrec.model.data import RecData
 from kgrec.model.evaluate import evaluate, evaluate_cold_start
 from kgrec.model.sampled import epoch_batches, link_loader, propagation_graph
@@ -104,13 +106,16 @@ from kgrec.model.training import EpochRecord, TrainConfig, bpr_loss, fit_bpr, se
 PARTS = ("id", "text", "kg")
 COLD_NEIGHBOURS = 20  # anchor items a cold item's embedding is drawn from
 COLD_TEMPERATURE = 0.1  # softmax temperature over their content cosines
-BETAS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # weights of the neighbourhood channel tried on validation
+# shares of the neighbourhood channel in the score tried on validation: 0 (the embeddings alone), 1 (the channel
+# alone) and between them the mixtures that rank as the weights 0.25 ... 4 of the channel beside the embeddings did
+BETAS = (0.0, 0.2, 1 / 3, 0.5, 2 / 3, 0.8, 1.0)
 GAMMAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # weights of the cold items' text channel tried on validation
 LIFTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)  # shifts of the cold items' standardised scores tried on validation
 MIN_COLD_VAL_PAIRS = 50  # validation pairs on cold items needed to choose gamma on them (else pseudo-cold)
 PSEUDO_COLD_SHARE = 0.1  # of the items with content and validation interactions, hidden to choose gamma
 NEIGHBOURHOOD_MODELS = ("itemknn", "ease")  # what the neighbourhood channel is (KGRecConfig.neighbourhood_model)
 PLACEMENTS = ("content", "text")  # how cold items find their anchors (KGRec chooses on validation)
+CHANNEL_COLD = ("placed", "own")  # the channel's scores of cold items: their placement's, or the channel's own
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,10 @@ class KGRecConfig:
             edge type and hop, for graphs whose full-batch training does not fit. (default: ``0``)
         cold_lift (bool): choose on validation a shift :math:`\delta` of the cold items' scores against the warm
             ones (:class:`KGRec`); off: :math:`\delta = 0`. (default: ``True``)
+        use_time (bool): let the EASE channel weigh co-occurrences by how close in time they were (its time
+            kernel, :class:`~kgrec.model.baselines.EASE`; its weight chosen on validation, ``0`` among the
+            candidates), where the training interactions have times. (default: ``True``)
+        time_scale (float): :math:`\tau` of that kernel, seconds. (default: ``300``)
     """
 
     dim: int = 64
@@ -156,6 +165,8 @@ class KGRecConfig:
     num_neighbors: int = 0
     neighbourhood_model: str = "ease"
     cold_lift: bool = True
+    use_time: bool = True
+    time_scale: float = TIME_SCALE
 
     def __post_init__(self) -> None:
         if self.neighbourhood_model not in NEIGHBOURHOOD_MODELS:
@@ -173,6 +184,8 @@ class KGRecConfig:
             raise KgrecError(f"'dim' (got {self.dim}) must be >= 1 and 'num_layers' (got {self.num_layers}) >= 0")
         if not 0 <= self.id_dropout < 1:
             raise KgrecError(f"'id_dropout' (got {self.id_dropout}) must be in [0, 1)")
+        if not self.time_scale > 0:
+            raise KgrecError(f"'time_scale' (got {self.time_scale}) must be a positive number of seconds")
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -181,8 +194,10 @@ class KGRecConfig:
     def from_saved(cls, saved: dict[str, object]) -> KGRecConfig:
         """The config a checkpoint saved; one saved before ``kg_graph`` existed propagated without entities,
         one saved before ``cold_lift`` existed did not lift cold items, one saved before
-        ``neighbourhood_model`` existed had an ItemKNN channel."""
-        return cls(**{"kg_graph": False, "cold_lift": False, "neighbourhood_model": "itemknn", **saved})
+        ``neighbourhood_model`` existed had an ItemKNN channel, one saved before ``use_time`` existed had no
+        time kernel."""
+        return cls(**{"kg_graph": False, "cold_lift": False, "neighbourhood_model": "itemknn", "use_time": False,
+                      **saved})
 
 
 class KGRecNet(nn.Module):
@@ -635,18 +650,30 @@ class KGRec:
     :class:`~kgrec.model.baselines.EASE`'s score :math:`c_{ui} = (\mathbf{x}_u B)_i`,
 
     .. math::
-        s_{ui} = z_u(\mathbf{x}_u^\top \mathbf{x}_i) + \beta\, z_u(c_{ui}),
+        s_{ui} = (1 - \beta)\, z_u(\mathbf{x}_u^\top \mathbf{x}_i) + \beta\, z_u(c_{ui}),
 
-    where :math:`z_u` standardises a user's scores over the items and :math:`\beta \in` ``BETAS`` is chosen
-    on validation after training (:math:`\beta = 0`: embeddings alone). Short co-occurrence paths are what
-    the embeddings smooth away; on small, dense data they carry much of the signal. EASE's L2 weight
+    where :math:`z_u` standardises a user's scores over the items and the channel's share
+    :math:`\beta \in` ``BETAS`` is chosen on validation after training (:math:`\beta = 0`: the embeddings
+    alone; :math:`\beta = 1`: the channel alone, where validation says the embeddings add nothing to it —
+    cold items are then still scored through the embeddings' placement, below). Short co-occurrence paths
+    are what the embeddings smooth away; on small, dense data they carry much of the signal. EASE's L2 weight
     (:attr:`channel_lambda`) is chosen on validation first and, with ``config.use_kg``, then the weight of
     its knowledge rows (:attr:`channel_knowledge`: the entities as pseudo-users of the reconstructed
-    matrix, so items that share entities explain each other; ``0`` among the candidates). With
+    matrix, so items that share entities explain each other; ``0`` among the candidates) and, with
+    ``config.use_time`` and training interactions with times, the weight of its time kernel
+    (:attr:`channel_time`: co-occurrences weighted by how close in time they were, ``config.time_scale``;
+    ``0`` among the candidates). With
     ``config.neighbourhood_model = "itemknn"`` the channel is cosine
     :class:`~kgrec.model.baselines.ItemKNN`'s :math:`c_{ui} = \sum_{j \in N(u)} s_{ji}` instead: sparse, for
     graphs too large for EASE's one dense inversion of the smaller of rows and items; it ranks below EASE's
     on all three datasets (``benchmarks/results/variants/``).
+
+    The channel knows nothing of items without training interactions, the cold items :math:`C` (EASE scores
+    them only through knowledge rows, ItemKNN not at all), so their channel score is either their
+    placement's, :math:`c_{ui} = \sum_j w_{ij} c_{uj}` over the anchors the embeddings place them among
+    (:class:`KGRecNet`), or the channel's own; :attr:`channel_cold` (``CHANNEL_COLD``) is chosen on validation
+    with :math:`\beta`. A placement's score is an average of warm items' scores, which can crowd the top of
+    a list with items that have no history (ml-latest-small: 1,206 items only in validation or test).
 
     The cold items :math:`C_u` (placed by content, :class:`KGRecNet`) are also ordered by the text channel
     :math:`t_{ui} = \cos(\mathbf{m}_u, \mathbf{v}_i)` of :class:`~kgrec.model.baselines.TextSimilarity`,
@@ -705,7 +732,9 @@ class KGRec:
         self.knn: ItemKNN | EASE | None = None  # the neighbourhood channel
         self.channel_lambda: float | None = None  # EASE's L2 weight, when the channel is EASE
         self.channel_knowledge: float | None = None  # the weight of EASE's knowledge rows (0: none)
-        self.beta: float = 0.0
+        self.channel_time: float | None = None  # the weight of EASE's time kernel (0: none)
+        self.beta: float = 0.0  # the channel's share of the score
+        self.channel_cold: str = "placed"  # how the channel scores cold items (CHANNEL_COLD)
         self.text: TextSimilarity | None = None  # the cold items' text channel
         self.gamma: float = 0.0
         self.gamma_basis: str = ""  # what gamma and the placement were chosen on (_choose_cold)
@@ -754,7 +783,7 @@ class KGRec:
                                                     batches=batches)
         if self.config.neighbourhood:
             self.use_neighbourhood(data)
-            self.beta = self._choose_beta(data)
+            self._choose_mix(data)
         if self.config.use_text and self.item_vectors is not None:
             self.text = TextSimilarity(self.item_vectors).fit(data)
             self.gamma = self._choose_cold(data)
@@ -763,30 +792,40 @@ class KGRec:
         return self
 
     def use_neighbourhood(self, data: RecData, channel_lambda: float | None = None,
-                          channel_knowledge: float | None = None) -> None:
+                          channel_knowledge: float | None = None, channel_time: float | None = None) -> None:
         """Fit the neighbourhood channel (``config.neighbourhood_model``) on ``data``. EASE chooses its L2
-        weight and, with ``config.use_kg``, the weight of its knowledge rows
-        (:class:`~kgrec.model.baselines.EASE`, ``KNOWLEDGE_WEIGHTS``) on validation, or keeps
-        ``channel_lambda`` and ``channel_knowledge`` (a loaded model's, from its checkpoint; no knowledge
-        rows when only the first is given); :attr:`channel_lambda` and :attr:`channel_knowledge` record
-        them. Without ``config.neighbourhood`` there is no channel."""
+        weight, with ``config.use_kg`` the weight of its knowledge rows (``KNOWLEDGE_WEIGHTS``) and with
+        ``config.use_time`` the weight of its time kernel (``TIME_WEIGHTS``; :class:`~kgrec.model.baselines.EASE`)
+        on validation, or keeps ``channel_lambda``, ``channel_knowledge`` and ``channel_time`` (a loaded
+        model's, from its checkpoint; no knowledge rows or time kernel where only the first is given);
+        :attr:`channel_lambda`, :attr:`channel_knowledge` and :attr:`channel_time` record them. Without
+        ``config.neighbourhood`` there is no channel."""
         self.knn = None
         if not self.config.neighbourhood:
             return
-        if self.config.neighbourhood_model == "ease":
-            lambdas, weights = self._ease_grid(channel_lambda, channel_knowledge)
-            self.knn = EASE(lambdas, val_k=self.train_config.val_k, knowledge_weights=weights).fit(data)
+        self.knn = self.new_channel(channel_lambda, channel_knowledge, channel_time).fit(data)
+        if isinstance(self.knn, EASE):
             self.channel_lambda, self.channel_knowledge = self.knn.lam, self.knn.knowledge_weight
-        else:
-            self.knn = ItemKNN().fit(data)
+            self.channel_time = self.knn.time_weight
 
-    def _ease_grid(self, channel_lambda: float | None = None,
-                   channel_knowledge: float | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """The L2 and knowledge weights the EASE channel tries: a checkpoint's (:meth:`use_neighbourhood`),
+    def new_channel(self, channel_lambda: float | None = None, channel_knowledge: float | None = None,
+                    channel_time: float | None = None) -> EASE | ItemKNN:
+        """The neighbourhood channel ``config.neighbourhood_model`` asks for, not yet fitted: EASE with the weights
+        it chooses among (or a checkpoint's, :meth:`use_neighbourhood`), or ItemKNN."""
+        if self.config.neighbourhood_model != "ease":
+            return ItemKNN()
+        lambdas, weights, times = self._ease_grid(channel_lambda, channel_knowledge, channel_time)
+        return EASE(lambdas, val_k=self.train_config.val_k, knowledge_weights=weights, time_weights=times,
+                    time_scale=self.config.time_scale)
+
+    def _ease_grid(self, channel_lambda: float | None = None, channel_knowledge: float | None = None,
+                   channel_time: float | None = None) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+        """The L2, knowledge and time weights the EASE channel tries: a checkpoint's (:meth:`use_neighbourhood`),
         or those it chooses among on validation."""
         if channel_lambda is not None:
-            return (channel_lambda,), (channel_knowledge or 0.0,)
-        return EASE_LAMBDAS, KNOWLEDGE_WEIGHTS if self.config.use_kg else (0.0,)
+            return (channel_lambda,), (channel_knowledge or 0.0,), (channel_time or 0.0,)
+        return (EASE_LAMBDAS, KNOWLEDGE_WEIGHTS if self.config.use_kg else (0.0,),
+                TIME_WEIGHTS if self.config.use_time else (0.0,))
 
     def _full_loss(self, generator: torch.Generator, data: RecData,
                    ratings: tuple[Tensor, Tensor] | None) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
@@ -938,21 +977,37 @@ class KGRec:
         with torch.no_grad():
             return self.net.rating(users.long().to(u.device), items.long().to(u.device), u, i)
 
-    def _choose_beta(self, data: RecData) -> float:
-        """The weight of the neighbourhood channel with the best validation nDCG@``val_k`` (1.0 without
-        validation interactions)."""
+    def _choose_mix(self, data: RecData) -> None:
+        """Set the neighbourhood channel's share :attr:`beta` and how it scores cold items, :attr:`channel_cold`,
+        to the pair with the best validation nDCG@``val_k`` of the whole catalogue (ties: placed, the smaller
+        share); without validation interactions, an even share and placed cold items."""
+        self.channel_cold = CHANNEL_COLD[0]
         if not data.val.numel():
-            return 1.0
-        return self._best_on_validation(data, "beta", BETAS)
+            self.beta = 0.5
+            return
+        self.net.embeddings()  # sets cold_map
+        best = None
+        for cold in CHANNEL_COLD if self.net.cold_map is not None else CHANNEL_COLD[:1]:
+            self.channel_cold = cold
+            for beta in BETAS if cold == CHANNEL_COLD[0] else BETAS[1:]:  # at 0 the channel is not used
+                self.beta = beta
+                score = self._validation_ndcg(data)
+                if best is None or score > best[0]:
+                    best = (score, cold, beta)
+        _, self.channel_cold, self.beta = best
+
+    def _validation_ndcg(self, data: RecData) -> float:
+        """The served score's validation nDCG@``val_k`` of the whole catalogue."""
+        k = self.train_config.val_k
+        return evaluate(self, data, "val", ks=(k,))[f"ndcg@{k}"]
 
     def _best_on_validation(self, data: RecData, attribute: str, values: tuple[float, ...]) -> float:
         """The one of ``values`` that, set as ``attribute`` of the served score, gives the best validation
         nDCG@``val_k`` of the whole catalogue (ties: the smallest); the attribute is left at it."""
-        k = self.train_config.val_k
         scores = {}
         for value in values:
             setattr(self, attribute, value)
-            scores[value] = evaluate(self, data, "val", ks=(k,))[f"ndcg@{k}"]
+            scores[value] = self._validation_ndcg(data)
         best = max(values, key=lambda x: (scores[x], -x))
         setattr(self, attribute, best)
         return best
@@ -966,7 +1021,7 @@ class KGRec:
         self.net.attach(data, self.relation_index)
         self.net.item_has_id = self.net.item_has_id & trained
         if self.knn is not None:
-            self.use_neighbourhood(data, self.channel_lambda, self.channel_knowledge)
+            self.use_neighbourhood(data, self.channel_lambda, self.channel_knowledge, self.channel_time)
         if self.text is not None:
             self.text.fit(data)
 
@@ -988,13 +1043,13 @@ class KGRec:
         scores = _standardise(scores)
         if use_knn:
             knn = self.knn.score(users.cpu()).float().to(scores.device)
-            if cold_map is not None:  # cold items: no co-occurrence; placed as their embeddings are
+            if cold_map is not None and self.channel_cold == "placed":  # placed as their embeddings are
                 cold, neighbours, weights = cold_map
                 placed = torch.zeros(knn.shape[0], cold.numel(), device=knn.device)
                 for j in range(neighbours.shape[1]):
                     placed += knn[:, neighbours[:, j]] * weights[:, j]
                 knn[:, cold] = placed
-            scores = scores + self.beta * _standardise(knn)
+            scores = (1.0 - self.beta) * scores + self.beta * _standardise(knn)
         if use_text and gamma and cold_map[0].numel() > 1:
             cold = cold_map[0].to(scores.device)
             text = self.text.score(users.cpu()).to(scores.device)[:, cold]
@@ -1010,25 +1065,29 @@ class KGRec:
 
     def checkpoint(self) -> dict[str, object]:
         """What a checkpoint holds of the trained model: the network's weights, both configurations, the
-        relation index, the best epoch and what was chosen on validation (β, γ, δ, the channel's λ and knowledge
-        weight, how cold items are placed). :meth:`restore_choices` reads the choices back."""
+        relation index, the best epoch and what was chosen on validation (β, how the channel scores cold items, γ,
+        δ, the channel's λ, knowledge and time weights, how cold items are placed). :meth:`restore_choices` reads the choices back."""
         if self.net is None:
             raise KgrecError("the model is not trained")
         return {
             "state_dict": self.net.state_dict(), "config": self.config.as_dict(),
             "train_config": self.train_config.as_dict(), "relation_index": self.relation_index,
-            "best_epoch": self.best_epoch, "beta": self.beta, "gamma": self.gamma, "lift": self.lift,
+            "best_epoch": self.best_epoch, "channel_share": self.beta, "channel_cold": self.channel_cold,
+            "gamma": self.gamma, "lift": self.lift,
             "channel_lambda": self.channel_lambda, "channel_knowledge": self.channel_knowledge,
+            "channel_time": self.channel_time,
             "placement": self.net.placement,
         }
 
     def restore_choices(self, checkpoint: dict[str, object], data: RecData, item_vectors: Tensor | None) -> None:
         """Set what :meth:`checkpoint` saved of the validation choices on a loaded model whose :attr:`net` is
-        attached to ``data``: β, δ, the best epoch, the neighbourhood channel (refitted on ``data`` with the
-        saved λ and knowledge weight) and the cold items' text channel (``item_vectors``, with the saved γ)."""
+        attached to ``data``: β, the channel's cold scores, δ, the best epoch, the neighbourhood channel (refitted on ``data`` with the
+        saved λ, knowledge and time weights) and the cold items' text channel (``item_vectors``, with the saved γ)."""
         self.best_epoch = checkpoint.get("best_epoch")
-        self.beta, self.lift = checkpoint.get("beta", 0.0), checkpoint.get("lift", 0.0)
-        self.use_neighbourhood(data, checkpoint.get("channel_lambda"), checkpoint.get("channel_knowledge"))
+        self.beta, self.lift = channel_share(checkpoint), checkpoint.get("lift", 0.0)
+        self.channel_cold = checkpoint.get("channel_cold", CHANNEL_COLD[0])  # before the choice: placed
+        self.use_neighbourhood(data, checkpoint.get("channel_lambda"), checkpoint.get("channel_knowledge"),
+                               checkpoint.get("channel_time"))
         self.use_text_channel(item_vectors, data, checkpoint.get("gamma", 0.0))
 
     def __repr__(self) -> str:
@@ -1057,6 +1116,15 @@ class _GammaTrial:
         if self.gamma and cold.numel() > 1:
             scores[:, cold] = reorder_by(base[:, cold], text, self.gamma)
         return scores
+
+
+def channel_share(checkpoint: dict[str, object]) -> float:
+    """The channel's share :math:`\beta` a checkpoint saved; one saved before the share saved the channel's weight
+    :math:`w` beside the embeddings (:math:`z_u(e) + w\, z_u(c)`), which ranks as the share :math:`w / (1 + w)`."""
+    if "channel_share" in checkpoint:
+        return float(checkpoint["channel_share"])
+    weight = float(checkpoint.get("beta", 0.0))
+    return weight / (1.0 + weight)
 
 
 def hardest_negatives(users_emb: Tensor, items_emb: Tensor, users: Tensor, candidates: Tensor) -> Tensor:

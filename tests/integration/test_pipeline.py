@@ -74,7 +74,7 @@ def test_run_writes_a_complete_active_run(loaded: Graph, settings: Settings) -> 
     slot = run["slot"]
     assert loaded.read(f"MATCH (n) WHERE (n:User OR n:Item) AND size(n.{slot}) = 16 RETURN count(n) AS n")[0]["n"] == \
         loaded.read("MATCH (n) WHERE n:User OR n:Item RETURN count(n) AS n")[0]["n"]
-    if json.loads(run["metrics"])["beta"] == 0:
+    if json.loads(run["metrics"])["channel_share"] == 0:
         user, (item, score, _) = next(iter(got.items()))[0], next(iter(got.values()))[0]
         vectors = loaded.read(f"MATCH (u:User {{id: $u}}), (i:Item {{id: $i}}) RETURN u.{slot} AS u, i.{slot} AS i", u=user, i=item)[0]
         assert float(np.dot(vectors["u"], vectors["i"])) == pytest.approx(score, rel=1e-4)

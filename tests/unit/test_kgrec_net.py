@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from kgrec.errors import KgrecError
 from kgrec.model.data import RecData
-from kgrec.model.kgrec_net import KGRec, KGRecConfig, KGRecNet, hardest_negatives
+from kgrec.model.kgrec_net import KGRec, KGRecConfig, KGRecNet, channel_share, hardest_negatives
 from kgrec.model.training import TrainConfig
 
 U, I, E, T = 12, 10, 6, 8
@@ -125,6 +125,36 @@ def test_a_checkpoint_from_before_kg_graph_keeps_propagating_without_entities() 
     assert KGRecConfig.from_saved({"dim": 8, "neighbourhood_model": "ease"}).neighbourhood_model == "ease"
 
 
+def test_the_ease_channel_tries_the_time_kernel_with_use_time_and_keeps_its_weight(monkeypatch) -> None:
+    from kgrec.model.baselines import EASE, TIME_WEIGHTS
+
+    data = tiny()
+    data.val = data.test
+    data.train_time = torch.arange(data.train.shape[1], dtype=torch.float64) * 60.0
+    tried: list[tuple] = []
+    real_init = EASE.__init__
+    monkeypatch.setattr(EASE, "__init__", lambda self, *a, **k: tried.append((k["time_weights"], k["time_scale"]))
+                        or real_init(self, *a, **k))
+    schedule = TrainConfig(epochs=2, batch_size=16, eval_every=1, patience=2)
+    model = KGRec(None, None, KGRecConfig(dim=8, num_layers=1, time_scale=90.0), schedule).fit(data)
+    assert tried == [(TIME_WEIGHTS, 90.0)] and model.channel_time == model.knn.time_weight in TIME_WEIGHTS
+    assert model.knn.time_basis == "chosen on validation"
+    saved = model.checkpoint()
+    assert saved["channel_time"] == model.channel_time and saved["config"]["time_scale"] == 90.0
+    no_time = KGRec(None, None, KGRecConfig(dim=8, num_layers=1, use_time=False), schedule).fit(data)
+    assert tried[-1][0] == (0.0,) and no_time.channel_time == 0.0
+    model.restore_choices({**saved, "channel_time": 2.0}, data, None)  # a checkpoint's weights, not chosen again
+    assert tried[-1][0] == (2.0,) and model.knn.time_weight == model.channel_time == 2.0
+    assert channel_share(saved) == model.beta and channel_share({**saved, "channel_share": 1.0}) == 1.0
+    # a checkpoint from before the share saved the channel's weight w beside the embeddings: it ranks as w / (1 + w)
+    assert channel_share({"beta": 1.0}) == 0.5 and channel_share({"beta": 4.0}) == 0.8 and channel_share({}) == 0.0
+    model.use_neighbourhood(data, 50.0, 0.0)  # a checkpoint from before the time kernel: none
+    assert model.knn.time_weight == 0.0
+    assert KGRecConfig.from_saved({"dim": 8}).use_time is False and KGRecConfig().use_time is True
+    with pytest.raises(KgrecError, match="'time_scale' \\(got -1\\) must be a positive number of seconds"):
+        KGRecConfig(time_scale=-1)
+
+
 def test_dynamic_negative_sampling_takes_the_candidate_scored_highest() -> None:
     users_emb = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     items_emb = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.5, 0.5], [0.0, 0.0]])
@@ -210,7 +240,14 @@ def test_neighbourhood_channel_is_weighted_on_validation() -> None:
                   TrainConfig(epochs=2, batch_size=16, eval_every=1, patience=2)).fit(data)
     from kgrec.model.kgrec_net import BETAS
 
-    assert model.knn is not None and model.beta in BETAS
+    assert model.knn is not None and model.beta in BETAS and BETAS[0] == 0.0 and BETAS[-1] == 1.0  # either part alone
+    chosen, scores = (model.beta, model.channel_cold), {}
+    model.gamma = model.lift = 0.0  # chosen after the mix, as they were not yet when it was chosen
+    for cold in ("placed", "own"):
+        for beta in BETAS:
+            model.beta, model.channel_cold = beta, cold
+            scores[beta, cold] = model._validation_ndcg(data)
+    assert scores[chosen] == max(scores.values())
     scores = model.score(torch.arange(U))
     assert scores.shape == (U, I) and torch.isfinite(scores).all()
     off = KGRec(None, None, KGRecConfig(dim=8, num_layers=1, neighbourhood=False),
@@ -298,15 +335,26 @@ def test_the_neighbourhood_channel_places_cold_items_too() -> None:
     data.val = data.test
     model = KGRec(torch.randn(I, T), torch.randn(E, T), KGRecConfig(dim=8, num_layers=1),
                   TrainConfig(epochs=2, batch_size=16, eval_every=1, patience=2)).fit(data)
-    model.beta = 1.0
+    assert model.channel_cold in ("placed", "own")  # chosen on validation with beta
+    model.beta, model.channel_cold, model.gamma, model.lift = 0.25, "placed", 0.0, 0.0
     users = torch.arange(U)
     u, items = model.net.embeddings()
     cold, neighbours, weights = model.net.cold_map
-    knn = model.knn.score(users).float()
+    own = model.knn.score(users).float()
     # the cold item's channel score (EASE's, from its knowledge rows) is replaced by its placement's
+    knn = own.clone()
     knn[:, cold] = (knn[:, neighbours[0]] * weights[0]).sum(1, keepdim=True)
-    expected = _standardise(u @ items.T) + _standardise(knn)
+    assert not torch.allclose(knn[:, cold], own[:, cold])
+    expected = 0.75 * _standardise(u @ items.T) + 0.25 * _standardise(knn)
     assert torch.allclose(model.score(users), expected, atol=1e-5)
+    model.beta = 1.0  # the channel alone: the embeddings only place the cold items
+    assert torch.allclose(model.score(users), _standardise(knn), atol=1e-5)
+    model.channel_cold = "own"  # the channel's own score of the cold item: the channel alone is EASE's ranking
+    assert torch.allclose(model.score(users), _standardise(own), atol=1e-5)
+    saved = model.checkpoint()
+    assert saved["channel_cold"] == "own" and saved["channel_share"] == 1.0
+    model.restore_choices({k: v for k, v in saved.items() if k != "channel_cold"}, data, None)
+    assert model.channel_cold == "placed"  # a checkpoint from before the choice placed them
 
 
 def test_a_device_that_is_not_one_is_refused() -> None:

@@ -285,45 +285,45 @@ class EASE:
         from kgrec.model.evaluate import evaluate
 
         side, alphas = ease_knowledge(data, self.knowledge_weights)
-        times, taus, self.time_basis = ease_time(data, self.time_weights, self.time_scale)
+        times, alphas_t, self.time_basis = ease_time(data, self.time_weights, self.time_scale)
         x = _binary(data.train_matrix)
         self._train = x
         validate = bool(data.val.numel())
         lams = self.lambdas if validate else self.lambdas[:1]
-        search = validate and len(lams) * len(alphas) * len(taus) > 1
+        search = validate and len(lams) * len(alphas) * len(alphas_t) > 1
         scores: dict[tuple[float, float, float], float] = {}
         grams: dict[tuple[float, float], tuple[sp.csr_matrix, Tensor]] = {}  # X_a and its Gram, one at a time
 
-        def solve(lam: float, alpha: float, tau: float) -> None:
-            if (alpha, tau) not in grams:
+        def solve(lam: float, alpha: float, alpha_t: float) -> None:
+            if (alpha, alpha_t) not in grams:
                 grams.clear()
                 rows = sp.vstack([x, side * alpha]).tocsr() if alpha else x
-                grams[alpha, tau] = rows, _gram(rows, times * tau if tau else None)
-            self._solve(*grams[alpha, tau], lam, alpha, tau)
+                grams[alpha, alpha_t] = rows, _gram(rows, times * alpha_t if alpha_t else None)
+            self._solve(*grams[alpha, alpha_t], lam, alpha, alpha_t)
 
-        def trial(lam: float, alpha: float, tau: float) -> None:
-            solve(lam, alpha, tau)
+        def trial(lam: float, alpha: float, alpha_t: float) -> None:
+            solve(lam, alpha, alpha_t)
             if search:
-                scores[lam, alpha, tau] = evaluate(self, data, "val", ks=(self.val_k,))[f"ndcg@{self.val_k}"]
+                scores[lam, alpha, alpha_t] = evaluate(self, data, "val", ks=(self.val_k,))[f"ndcg@{self.val_k}"]
 
         def best() -> tuple[float, float, float]:  # ties: less knowledge, less time, smaller lambda
             return max(scores, key=lambda key: (scores[key], -key[1], -key[2], -key[0]))
 
         for lam in lams:
-            trial(lam, alphas[0], taus[0])
+            trial(lam, alphas[0], alphas_t[0])
         for alpha in alphas[1:]:
-            trial(best()[0], alpha, taus[0])
-        for tau in taus[1:]:
-            trial(*best()[:2], tau)
+            trial(best()[0], alpha, alphas_t[0])
+        for alpha_t in alphas_t[1:]:
+            trial(*best()[:2], alpha_t)
         if scores and best() != (self.lam, self.knowledge_weight, self.time_weight):
             solve(*best())
         return self
 
-    def _solve(self, rows: sp.csr_matrix, gram: Tensor, lam: float, alpha: float, tau: float) -> None:
+    def _solve(self, rows: sp.csr_matrix, gram: Tensor, lam: float, alpha: float, alpha_t: float) -> None:
         r"""Fit for one :math:`\lambda`, knowledge weight :math:`\alpha` and time weight :math:`\alpha_t` from
         :math:`X_a` (``rows``) and its Gram matrix over the smaller side, or over the items with the time
         kernel (:func:`_gram`)."""
-        self.lam, self.knowledge_weight, self.time_weight = lam, alpha, tau
+        self.lam, self.knowledge_weight, self.time_weight = lam, alpha, alpha_t
         self.weights = self._kinv = self._scale = self._rows = None
         if gram.shape[0] != rows.shape[1]:  # over the rows
             self._kinv, self._scale = _ease_dual(rows, gram, lam, self._train.shape[0])
@@ -377,41 +377,50 @@ def ease_time(data: RecData, time_weights: tuple[float, ...],
     return time_gram(data, scale), tuple(weights), basis
 
 
-def time_gram(data: RecData, scale: float, tail: float = TIME_TAIL) -> sp.csr_matrix:
+def time_gram(data: RecData, scale: float, tail: float = TIME_TAIL, chunk: int = 2**24) -> sp.csr_matrix:
     r"""``[I, I]`` float64: :math:`G_\tau = \sum_u X_u^\top W_u X_u` (:class:`EASE`) of the training pairs,
     :math:`\tau` = ``scale`` seconds. A pair's time is its latest interaction's; a pair without one counts
     on the diagonal only (as if far from every other). Pairs further apart than :math:`\tau \ln(1/\text{tail})`
-    are left out, so the cost is the number of pairs of a user's items within that window, found by walking
-    each user's items in time order one offset at a time, not every pair of a user's items."""
+    are left out: walking each user's items in time order, each item is paired with the next ones until the
+    first beyond that window, so the cost is the number of pairs within it (not every pair of a user's
+    items), and at most about ``chunk`` of them are held before they are summed."""
     x = _binary(data.train_matrix)
-    diagonal = sp.diags(np.asarray(x.sum(axis=0)).ravel().astype(np.float64))
+    n = data.num_items
+    gram = sp.diags(np.asarray(x.sum(axis=0)).ravel().astype(np.float64)).tocsr()
     users, items = data.train.numpy()
     times = data.train_time.numpy() if data.train_time is not None else np.full(users.size, np.nan)
-    width = np.int64(data.num_items)
-    key = users.astype(np.int64) * width + items
+    key = users.astype(np.int64) * n + items
     pairs, inverse = np.unique(key, return_inverse=True)
     latest = np.full(pairs.size, -np.inf)
     np.fmax.at(latest, inverse, times)  # fmax skips NaN: -inf where the pair has no time at all
     timed = np.isfinite(latest)
     pairs, latest = pairs[timed], latest[timed]
-    order = np.lexsort((latest, pairs // width))  # by user, then time
-    user, item, when = pairs[order] // width, pairs[order] % width, latest[order]
+    order = np.lexsort((latest, pairs // n))  # by user, then time
+    user, item, when = pairs[order] // n, pairs[order] % n, latest[order]
     window = scale * np.log(1.0 / tail)
-    rows, cols, values = [], [], []
-    for offset in range(1, user.size):
-        a, b = slice(0, user.size - offset), slice(offset, None)
-        gap = when[b] - when[a]
-        near = (user[a] == user[b]) & (gap <= window)
-        if not near.any():  # each user's gaps only grow with the offset
-            break
-        rows.append(item[a][near])
-        cols.append(item[b][near])
-        values.append(np.exp(-gap[near] / scale))
-    n = data.num_items
-    if not rows:
-        return diagonal.tocsr()
-    half = sp.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
-    return (half + half.T + diagonal).tocsr()
+    held: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add_held() -> None:
+        nonlocal gram
+        rows, cols, values = (np.concatenate(part) for part in zip(*held))
+        half = sp.csr_matrix((values, (rows, cols)), shape=(n, n))
+        gram = gram + half + half.T
+        held.clear()
+
+    start, offset = np.arange(user.size - 1), 1  # the items still paired with the one `offset` later
+    while start.size:
+        start = start[start + offset < user.size]
+        later = start + offset
+        gap = when[later] - when[start]
+        near = (user[later] == user[start]) & (gap <= window)  # beyond: so are all later ones of the user
+        start, later, gap = start[near], later[near], gap[near]
+        held.append((item[start], item[later], np.exp(-gap / scale)))
+        if sum(part[0].size for part in held) >= chunk:
+            add_held()
+        offset += 1
+    if held:
+        add_held()
+    return gram.tocsr()
 
 
 def knowledge_rows(data: RecData) -> sp.csr_matrix:

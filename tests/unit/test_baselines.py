@@ -236,6 +236,8 @@ def test_time_gram_is_each_users_kernel_summed() -> None:
     data = timed()
     assert data.has_times
     assert np.allclose(time_gram(data, 300.0, tail=1e-300).toarray(), brute_time_gram(data, 300.0))
+    # summed a few pairs at a time, as it does when there are many
+    assert np.allclose(time_gram(data, 300.0, tail=1e-300, chunk=3).toarray(), brute_time_gram(data, 300.0))
     # the tail: pairs further apart than tau ln(1 / tail) (here 2 tau = 600 s) are left out
     g = time_gram(data, 300.0, tail=np.exp(-2.0)).toarray()
     assert np.allclose(g, brute_time_gram(data, 300.0, window=600.0))

@@ -654,8 +654,7 @@ class KGRec:
 
     where :math:`z_u` standardises a user's scores over the items and the channel's share
     :math:`\beta \in` ``BETAS`` is chosen on validation after training (:math:`\beta = 0`: the embeddings
-    alone; :math:`\beta = 1`: the channel alone, where validation says the embeddings add nothing to it —
-    cold items are then still scored through the embeddings' placement, below). Short co-occurrence paths
+    alone; :math:`\beta = 1`: the channel alone, where validation says the embeddings add nothing to it). Short co-occurrence paths
     are what the embeddings smooth away; on small, dense data they carry much of the signal. EASE's L2 weight
     (:attr:`channel_lambda`) is chosen on validation first and, with ``config.use_kg``, then the weight of
     its knowledge rows (:attr:`channel_knowledge`: the entities as pseudo-users of the reconstructed
@@ -673,7 +672,8 @@ class KGRec:
     placement's, :math:`c_{ui} = \sum_j w_{ij} c_{uj}` over the anchors the embeddings place them among
     (:class:`KGRecNet`), or the channel's own; :attr:`channel_cold` (``CHANNEL_COLD``) is chosen on validation
     with :math:`\beta`. A placement's score is an average of warm items' scores, which can crowd the top of
-    a list with items that have no history (ml-latest-small: 1,206 items only in validation or test).
+    a list with items that have no history (ml-latest-small: 1,206 items only in validation or test). The
+    pseudo-cold items of the γ choice below are warm to the channel, so they are always placed.
 
     The cold items :math:`C_u` (placed by content, :class:`KGRecNet`) are also ordered by the text channel
     :math:`t_{ui} = \cos(\mathbf{m}_u, \mathbf{v}_i)` of :class:`~kgrec.model.baselines.TextSimilarity`,
@@ -939,7 +939,11 @@ class KGRec:
         placed[hidden] = (weights.unsqueeze(-1) * items_emb[others[neighbours]]).sum(1)
         trial = _GammaTrial(self, users_emb, placed, (hidden.to(placed.device), others[neighbours], weights))
         self.gamma_basis = f"{hidden.numel()} pseudo-cold items"
-        return self._best_gamma(trial, data, hidden)
+        chosen, self.channel_cold = self.channel_cold, "placed"  # the channel knows them: placed, as if cold
+        try:
+            return self._best_gamma(trial, data, hidden)
+        finally:
+            self.channel_cold = chosen
 
     def _best_gamma(self, trial: _GammaTrial, data: RecData, items: Tensor) -> tuple[float, float]:
         """``(gamma, nDCG)``: the gamma of ``GAMMAS`` with the best validation nDCG@``val_k`` of ``items``

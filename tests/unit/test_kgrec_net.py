@@ -462,6 +462,20 @@ def test_gamma_is_chosen_on_pseudo_cold_items_where_text_is_the_signal() -> None
                  TrainConfig(epochs=1, batch_size=64, eval_every=1, patience=1)).fit(empty).gamma == 0.0
 
 
+def test_pseudo_cold_items_are_placed_in_the_channel_whatever_it_chose_for_cold_items(monkeypatch) -> None:
+    """Pseudo-cold items are warm to the channel, which would score them from their own interactions: while
+    gamma is chosen on them they take their placement's channel score, and the choice is kept afterwards."""
+    data, text = three_taste_blocks()
+    model = KGRec(text, None, KGRecConfig(dim=8, num_layers=1),
+                  TrainConfig(epochs=1, batch_size=64, eval_every=1, patience=1)).fit(data)
+    assert "pseudo-cold items" in model.gamma_basis and model.knn is not None
+    model.channel_cold, seen = "own", []
+    real = KGRec._combine
+    monkeypatch.setattr(KGRec, "_combine", lambda self, *a: seen.append(self.channel_cold) or real(self, *a))
+    model._choose_gamma(data)
+    assert seen and set(seen) == {"placed"} and model.channel_cold == "own"
+
+
 def test_the_cold_lift_shifts_only_the_cold_items_and_is_chosen_on_the_whole_catalogue(tmp_path) -> None:
     """Every validation pair is on a cold item (three taste blocks, 5 cold items each): the lift δ is the one
     of LIFTS whose served scores rank the whole catalogue best on validation, here above 0; it adds δ to the

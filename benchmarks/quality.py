@@ -267,10 +267,8 @@ def channel_choices(model) -> str | None:
     ease = model if isinstance(model, EASE) else getattr(model, "knn", None)
     if not isinstance(ease, EASE) or (ease.knowledge_weights, ease.time_weights) == ((0.0,), (0.0,)):
         return None  # plain EASE: its lambda is all it chose
-    cold = getattr(model, "channel_cold", None)
     return (f"λ {ease.lam:g}, knowledge rows α {ease.knowledge_weight:g}, time kernel α_t {ease.time_weight:g} "
-            f"(τ {ease.time_scale:g} s; {ease.time_basis})"
-            + (f", cold items scored by {'their placement' if cold == 'placed' else 'the channel itself'}" if cold else ""))
+            f"(τ {ease.time_scale:g} s; {ease.time_basis})")
 
 
 def cold_split(data: RecData, share: float, seed: int = 0) -> tuple[RecData, torch.Tensor]:

@@ -149,8 +149,7 @@ def run_pipeline(graph: Graph, settings: Settings, config: PipelineConfig = Pipe
         writeback.write_embeddings(graph, run, Label.ITEM, serving.item_ids, items.numpy(), wait=False)
         written = writeback.write_recommendations(graph, run, recommendations)
         counts = {"users": serving.num_users, "items": serving.num_items, "recommendations": written}
-        fitted = {"best_epoch": model.best_epoch, "channel_share": model.beta, "channel_cold": model.channel_cold,
-                  "lift": model.lift}
+        fitted = {"best_epoch": model.best_epoch, "channel_share": model.beta, "lift": model.lift}
         writeback.complete_run(graph, run, metrics=metrics | fitted, counts=counts)
     previous, pruned = None, []
     if config.activate:

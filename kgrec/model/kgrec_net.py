@@ -110,12 +110,13 @@ COLD_TEMPERATURE = 0.1  # softmax temperature over their content cosines
 # alone) and between them the mixtures that rank as the weights 0.25 ... 4 of the channel beside the embeddings did
 BETAS = (0.0, 0.2, 1 / 3, 0.5, 2 / 3, 0.8, 1.0)
 GAMMAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # weights of the cold items' text channel tried on validation
-LIFTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)  # shifts of the cold items' standardised scores tried on validation
+# shifts of the cold items' standardised scores tried on validation: up where new items should reach the lists,
+# down where their placement rates them above the warm items they were placed among
+LIFTS = (-4.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 MIN_COLD_VAL_PAIRS = 50  # validation pairs on cold items needed to choose gamma on them (else pseudo-cold)
 PSEUDO_COLD_SHARE = 0.1  # of the items with content and validation interactions, hidden to choose gamma
 NEIGHBOURHOOD_MODELS = ("itemknn", "ease")  # what the neighbourhood channel is (KGRecConfig.neighbourhood_model)
 PLACEMENTS = ("content", "text")  # how cold items find their anchors (KGRec chooses on validation)
-CHANNEL_COLD = ("placed", "own")  # the channel's scores of cold items: their placement's, or the channel's own
 
 
 @dataclass(frozen=True)
@@ -667,13 +668,9 @@ class KGRec:
     graphs too large for EASE's one dense inversion of the smaller of rows and items; it ranks below EASE's
     on all three datasets (``benchmarks/results/variants/``).
 
-    The channel knows nothing of items without training interactions, the cold items :math:`C` (EASE scores
-    them only through knowledge rows, ItemKNN not at all), so their channel score is either their
-    placement's, :math:`c_{ui} = \sum_j w_{ij} c_{uj}` over the anchors the embeddings place them among
-    (:class:`KGRecNet`), or the channel's own; :attr:`channel_cold` (``CHANNEL_COLD``) is chosen on validation
-    with :math:`\beta`. A placement's score is an average of warm items' scores, which can crowd the top of
-    a list with items that have no history (ml-latest-small: 1,206 items only in validation or test). The
-    pseudo-cold items of the γ choice below are warm to the channel, so they are always placed.
+    The channel knows little of items without training interactions, the cold items :math:`C` (EASE scores
+    them only through knowledge rows, ItemKNN not at all), so their channel score is their placement's,
+    :math:`c_{ui} = \sum_j w_{ij} c_{uj}` over the anchors the embeddings place them among (:class:`KGRecNet`).
 
     The cold items :math:`C_u` (placed by content, :class:`KGRecNet`) are also ordered by the text channel
     :math:`t_{ui} = \cos(\mathbf{m}_u, \mathbf{v}_i)` of :class:`~kgrec.model.baselines.TextSimilarity`,
@@ -696,14 +693,17 @@ class KGRec:
     learned content or by text) is chosen the same way, jointly with :math:`\gamma`. :attr:`gamma_basis`
     says what they were chosen on.
 
-    Placed among the anchors by averaging, cold items score below the warm ones (an average of item
-    vectors has a smaller norm), so a whole-catalogue ranking hardly ever shows them. With
-    ``config.cold_lift`` they are shifted as a group, :math:`s_{ui} \leftarrow s_{ui} + \delta` for
-    :math:`i \in C` (:math:`\delta` in units of the user's standardised score), with :math:`\delta \in`
-    ``LIFTS`` chosen, after :math:`\beta` and :math:`\gamma`, by the validation nDCG@``val_k`` of the
-    whole catalogue, when validation holds at least ``MIN_COLD_VAL_PAIRS`` pairs on cold items (else
-    :math:`\delta = 0`): new items then reach the top of the list as often as validation says they
-    should (``benchmarks/results/cold-lift/``). :attr:`lift_basis` says what it was chosen on. Embedding
+    Placed among the anchors by averaging, cold items can score below the warm ones (an average of item
+    vectors has a smaller norm), so that a whole-catalogue ranking hardly ever shows them, or above them (an
+    average of the channel's scores of items the user's history points to: ml-latest-small's 1,206 items
+    seen only in validation or test crowd its lists). With ``config.cold_lift`` they are shifted as a
+    group, :math:`s_{ui} \leftarrow s_{ui} + \delta` for :math:`i \in C` (:math:`\delta` in units of the
+    user's standardised score, up or down), when validation holds at least ``MIN_COLD_VAL_PAIRS`` pairs on
+    cold items (else :math:`\delta = 0`): :math:`\delta \in` ``LIFTS`` is chosen by the validation
+    nDCG@``val_k`` of the whole catalogue together with :math:`\beta` (each shifts the cold items against
+    the warm ones, so one chosen alone would be chosen for the other's wrong value), and again after
+    :math:`\gamma`; new items then reach the top of the list as often as validation says they should
+    (``benchmarks/results/cold-lift/``). :attr:`lift_basis` says what it was chosen on. Embedding
     lookups (the vector index, on-the-fly scores) use the embedding term alone.
 
     Args:
@@ -734,7 +734,6 @@ class KGRec:
         self.channel_knowledge: float | None = None  # the weight of EASE's knowledge rows (0: none)
         self.channel_time: float | None = None  # the weight of EASE's time kernel (0: none)
         self.beta: float = 0.0  # the channel's share of the score
-        self.channel_cold: str = "placed"  # how the channel scores cold items (CHANNEL_COLD)
         self.text: TextSimilarity | None = None  # the cold items' text channel
         self.gamma: float = 0.0
         self.gamma_basis: str = ""  # what gamma and the placement were chosen on (_choose_cold)
@@ -892,14 +891,18 @@ class KGRec:
         self.gamma_basis = f"{basis}, placed by {placement}"
         return gamma
 
-    def _choose_lift(self, data: RecData) -> float:
-        r"""The cold items' shift :math:`\delta` of ``LIFTS`` with the best validation nDCG@``val_k`` of the
-        whole catalogue (ties: the smallest); ``0.0`` when validation holds fewer than ``MIN_COLD_VAL_PAIRS``
-        pairs on cold items. Sets :attr:`lift_basis`."""
-        self.lift = 0.0
+    def _cold_pairs(self, data: RecData) -> int:
+        """Validation pairs on cold items (sets the net's cold map)."""
         self.net.embeddings()  # sets cold_map
         cold_map = self.net.cold_map
-        on_cold = int(torch.isin(data.val[1], cold_map[0].cpu()).sum()) if cold_map is not None else 0
+        return int(torch.isin(data.val[1], cold_map[0].cpu()).sum()) if cold_map is not None else 0
+
+    def _choose_lift(self, data: RecData) -> float:
+        r"""The cold items' shift :math:`\delta` of ``LIFTS`` with the best validation nDCG@``val_k`` of the
+        whole catalogue (ties: the smallest shift); ``0.0`` when validation holds fewer than
+        ``MIN_COLD_VAL_PAIRS`` pairs on cold items. Sets :attr:`lift_basis`."""
+        self.lift = 0.0
+        on_cold = self._cold_pairs(data)
         if on_cold < MIN_COLD_VAL_PAIRS:
             self.lift_basis = f"{on_cold} validation pairs on cold items: too few to choose on"
             return 0.0
@@ -939,11 +942,7 @@ class KGRec:
         placed[hidden] = (weights.unsqueeze(-1) * items_emb[others[neighbours]]).sum(1)
         trial = _GammaTrial(self, users_emb, placed, (hidden.to(placed.device), others[neighbours], weights))
         self.gamma_basis = f"{hidden.numel()} pseudo-cold items"
-        chosen, self.channel_cold = self.channel_cold, "placed"  # the channel knows them: placed, as if cold
-        try:
-            return self._best_gamma(trial, data, hidden)
-        finally:
-            self.channel_cold = chosen
+        return self._best_gamma(trial, data, hidden)
 
     def _best_gamma(self, trial: _GammaTrial, data: RecData, items: Tensor) -> tuple[float, float]:
         """``(gamma, nDCG)``: the gamma of ``GAMMAS`` with the best validation nDCG@``val_k`` of ``items``
@@ -982,23 +981,23 @@ class KGRec:
             return self.net.rating(users.long().to(u.device), items.long().to(u.device), u, i)
 
     def _choose_mix(self, data: RecData) -> None:
-        """Set the neighbourhood channel's share :attr:`beta` and how it scores cold items, :attr:`channel_cold`,
-        to the pair with the best validation nDCG@``val_k`` of the whole catalogue (ties: placed, the smaller
-        share); without validation interactions, an even share and placed cold items."""
-        self.channel_cold = CHANNEL_COLD[0]
+        """Set the neighbourhood channel's share :attr:`beta` and, with ``config.cold_lift`` and enough validation
+        pairs on cold items, the cold items' shift :attr:`lift` to the pair with the best validation nDCG@``val_k``
+        of the whole catalogue (ties: the smaller shift, then the smaller share); without validation
+        interactions, an even share."""
+        self.lift = 0.0
         if not data.val.numel():
             self.beta = 0.5
             return
-        self.net.embeddings()  # sets cold_map
-        best = None
-        for cold in CHANNEL_COLD if self.net.cold_map is not None else CHANNEL_COLD[:1]:
-            self.channel_cold = cold
-            for beta in BETAS if cold == CHANNEL_COLD[0] else BETAS[1:]:  # at 0 the channel is not used
-                self.beta = beta
-                score = self._validation_ndcg(data)
-                if best is None or score > best[0]:
-                    best = (score, cold, beta)
-        _, self.channel_cold, self.beta = best
+        lifts = LIFTS if self.config.cold_lift and self._cold_pairs(data) >= MIN_COLD_VAL_PAIRS else (0.0,)
+        trial = _MixTrial(self)
+        scores = {}
+        for beta in BETAS:
+            for lift in lifts:
+                trial.beta, trial.lift = beta, lift
+                scores[beta, lift] = evaluate(trial, data, "val", ks=(self.train_config.val_k,))[
+                    f"ndcg@{self.train_config.val_k}"]
+        self.beta, self.lift = max(scores, key=lambda key: (scores[key], -abs(key[1]), -key[0]))
 
     def _validation_ndcg(self, data: RecData) -> float:
         """The served score's validation nDCG@``val_k`` of the whole catalogue."""
@@ -1007,12 +1006,12 @@ class KGRec:
 
     def _best_on_validation(self, data: RecData, attribute: str, values: tuple[float, ...]) -> float:
         """The one of ``values`` that, set as ``attribute`` of the served score, gives the best validation
-        nDCG@``val_k`` of the whole catalogue (ties: the smallest); the attribute is left at it."""
+        nDCG@``val_k`` of the whole catalogue (ties: the smallest in size); the attribute is left at it."""
         scores = {}
         for value in values:
             setattr(self, attribute, value)
             scores[value] = self._validation_ndcg(data)
-        best = max(values, key=lambda x: (scores[x], -x))
+        best = max(values, key=lambda x: (scores[x], -abs(x)))
         setattr(self, attribute, best)
         return best
 
@@ -1046,14 +1045,7 @@ class KGRec:
             return scores
         scores = _standardise(scores)
         if use_knn:
-            knn = self.knn.score(users.cpu()).float().to(scores.device)
-            if cold_map is not None and self.channel_cold == "placed":  # placed as their embeddings are
-                cold, neighbours, weights = cold_map
-                placed = torch.zeros(knn.shape[0], cold.numel(), device=knn.device)
-                for j in range(neighbours.shape[1]):
-                    placed += knn[:, neighbours[:, j]] * weights[:, j]
-                knn[:, cold] = placed
-            scores = (1.0 - self.beta) * scores + self.beta * _standardise(knn)
+            scores = (1.0 - self.beta) * scores + self.beta * self._channel(users, cold_map, scores.device)
         if use_text and gamma and cold_map[0].numel() > 1:
             cold = cold_map[0].to(scores.device)
             text = self.text.score(users.cpu()).to(scores.device)[:, cold]
@@ -1062,6 +1054,18 @@ class KGRec:
             scores[:, cold_map[0].to(scores.device)] += lift
         return scores
 
+    def _channel(self, users: Tensor, cold_map: tuple[Tensor, Tensor, Tensor] | None, device: torch.device) -> Tensor:
+        """The neighbourhood channel's standardised scores of ``users``, cold items placed as their embeddings are
+        (class docstring)."""
+        knn = self.knn.score(users.cpu()).float().to(device)
+        if cold_map is not None:
+            cold, neighbours, weights = cold_map
+            placed = torch.zeros(knn.shape[0], cold.numel(), device=knn.device)
+            for j in range(neighbours.shape[1]):
+                placed += knn[:, neighbours[:, j]] * weights[:, j]
+            knn[:, cold] = placed
+        return _standardise(knn)
+
     def use_text_channel(self, item_vectors: Tensor | None, data: RecData, gamma: float) -> None:
         """Set the cold items' text channel of a loaded model (``gamma`` from its checkpoint)."""
         self.gamma = gamma
@@ -1069,15 +1073,14 @@ class KGRec:
 
     def checkpoint(self) -> dict[str, object]:
         """What a checkpoint holds of the trained model: the network's weights, both configurations, the
-        relation index, the best epoch and what was chosen on validation (β, how the channel scores cold items, γ,
-        δ, the channel's λ, knowledge and time weights, how cold items are placed). :meth:`restore_choices` reads the choices back."""
+        relation index, the best epoch and what was chosen on validation (β, γ, δ, the channel's λ, knowledge and
+        time weights, how cold items are placed). :meth:`restore_choices` reads the choices back."""
         if self.net is None:
             raise KgrecError("the model is not trained")
         return {
             "state_dict": self.net.state_dict(), "config": self.config.as_dict(),
             "train_config": self.train_config.as_dict(), "relation_index": self.relation_index,
-            "best_epoch": self.best_epoch, "channel_share": self.beta, "channel_cold": self.channel_cold,
-            "gamma": self.gamma, "lift": self.lift,
+            "best_epoch": self.best_epoch, "channel_share": self.beta, "gamma": self.gamma, "lift": self.lift,
             "channel_lambda": self.channel_lambda, "channel_knowledge": self.channel_knowledge,
             "channel_time": self.channel_time,
             "placement": self.net.placement,
@@ -1085,17 +1088,39 @@ class KGRec:
 
     def restore_choices(self, checkpoint: dict[str, object], data: RecData, item_vectors: Tensor | None) -> None:
         """Set what :meth:`checkpoint` saved of the validation choices on a loaded model whose :attr:`net` is
-        attached to ``data``: β, the channel's cold scores, δ, the best epoch, the neighbourhood channel (refitted on ``data`` with the
+        attached to ``data``: β, δ, the best epoch, the neighbourhood channel (refitted on ``data`` with the
         saved λ, knowledge and time weights) and the cold items' text channel (``item_vectors``, with the saved γ)."""
         self.best_epoch = checkpoint.get("best_epoch")
         self.beta, self.lift = channel_share(checkpoint), checkpoint.get("lift", 0.0)
-        self.channel_cold = checkpoint.get("channel_cold", CHANNEL_COLD[0])  # before the choice: placed
         self.use_neighbourhood(data, checkpoint.get("channel_lambda"), checkpoint.get("channel_knowledge"),
                                checkpoint.get("channel_time"))
         self.use_text_channel(item_vectors, data, checkpoint.get("gamma", 0.0))
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.net or self.config})"
+
+
+class _MixTrial:
+    r"""KGRec's score for trying channel shares :math:`\beta` and cold shifts :math:`\delta` together (γ = 0): the
+    standardised embedding and channel parts are computed once per batch of users and mixed for each pair."""
+
+    def __init__(self, model: KGRec) -> None:
+        self.model = model
+        self.users, self.items = model.net.embeddings()
+        self.cold_map = model.net.cold_map
+        self.beta = self.lift = 0.0
+        self._parts: dict[bytes, tuple[Tensor, Tensor]] = {}
+
+    def score(self, users: Tensor) -> Tensor:
+        key = users.cpu().numpy().tobytes()
+        if key not in self._parts:
+            embedded = _standardise(self.users[users.long().to(self.users.device)] @ self.items.T)
+            self._parts[key] = (embedded, self.model._channel(users, self.cold_map, embedded.device))
+        embedded, channel = self._parts[key]
+        scores = (1.0 - self.beta) * embedded + self.beta * channel  # a new tensor: evaluation masks it in place
+        if self.lift and self.cold_map is not None:
+            scores[:, self.cold_map[0].to(scores.device)] += self.lift
+        return scores
 
 
 class _GammaTrial:
@@ -1123,7 +1148,7 @@ class _GammaTrial:
 
 
 def channel_share(checkpoint: dict[str, object]) -> float:
-    """The channel's share :math:`\beta` a checkpoint saved; one saved before the share saved the channel's weight
+    r"""The channel's share :math:`\beta` a checkpoint saved; one saved before the share saved the channel's weight
     :math:`w` beside the embeddings (:math:`z_u(e) + w\, z_u(c)`), which ranks as the share :math:`w / (1 + w)`."""
     if "channel_share" in checkpoint:
         return float(checkpoint["channel_share"])

@@ -241,13 +241,13 @@ def test_neighbourhood_channel_is_weighted_on_validation() -> None:
     from kgrec.model.kgrec_net import BETAS
 
     assert model.knn is not None and model.beta in BETAS and BETAS[0] == 0.0 and BETAS[-1] == 1.0  # either part alone
-    chosen, scores = (model.beta, model.channel_cold), {}
-    model.gamma = model.lift = 0.0  # chosen after the mix, as they were not yet when it was chosen
-    for cold in ("placed", "own"):
-        for beta in BETAS:
-            model.beta, model.channel_cold = beta, cold
-            scores[beta, cold] = model._validation_ndcg(data)
-    assert scores[chosen] == max(scores.values())
+    chosen, scores = model.beta, {}
+    model.gamma = 0.0  # chosen after the share, as it was not yet when the share was chosen
+    assert model.lift == 0.0  # 3 validation pairs: too few on cold items for a shift
+    for beta in BETAS:
+        model.beta = beta
+        scores[beta] = model._validation_ndcg(data)
+    assert chosen == max(BETAS, key=lambda b: (scores[b], -b))
     scores = model.score(torch.arange(U))
     assert scores.shape == (U, I) and torch.isfinite(scores).all()
     off = KGRec(None, None, KGRecConfig(dim=8, num_layers=1, neighbourhood=False),
@@ -335,8 +335,7 @@ def test_the_neighbourhood_channel_places_cold_items_too() -> None:
     data.val = data.test
     model = KGRec(torch.randn(I, T), torch.randn(E, T), KGRecConfig(dim=8, num_layers=1),
                   TrainConfig(epochs=2, batch_size=16, eval_every=1, patience=2)).fit(data)
-    assert model.channel_cold in ("placed", "own")  # chosen on validation with beta
-    model.beta, model.channel_cold, model.gamma, model.lift = 0.25, "placed", 0.0, 0.0
+    model.beta, model.gamma, model.lift = 0.25, 0.0, 0.0
     users = torch.arange(U)
     u, items = model.net.embeddings()
     cold, neighbours, weights = model.net.cold_map
@@ -349,12 +348,6 @@ def test_the_neighbourhood_channel_places_cold_items_too() -> None:
     assert torch.allclose(model.score(users), expected, atol=1e-5)
     model.beta = 1.0  # the channel alone: the embeddings only place the cold items
     assert torch.allclose(model.score(users), _standardise(knn), atol=1e-5)
-    model.channel_cold = "own"  # the channel's own score of the cold item: the channel alone is EASE's ranking
-    assert torch.allclose(model.score(users), _standardise(own), atol=1e-5)
-    saved = model.checkpoint()
-    assert saved["channel_cold"] == "own" and saved["channel_share"] == 1.0
-    model.restore_choices({k: v for k, v in saved.items() if k != "channel_cold"}, data, None)
-    assert model.channel_cold == "placed"  # a checkpoint from before the choice placed them
 
 
 def test_a_device_that_is_not_one_is_refused() -> None:
@@ -462,20 +455,6 @@ def test_gamma_is_chosen_on_pseudo_cold_items_where_text_is_the_signal() -> None
                  TrainConfig(epochs=1, batch_size=64, eval_every=1, patience=1)).fit(empty).gamma == 0.0
 
 
-def test_pseudo_cold_items_are_placed_in_the_channel_whatever_it_chose_for_cold_items(monkeypatch) -> None:
-    """Pseudo-cold items are warm to the channel, which would score them from their own interactions: while
-    gamma is chosen on them they take their placement's channel score, and the choice is kept afterwards."""
-    data, text = three_taste_blocks()
-    model = KGRec(text, None, KGRecConfig(dim=8, num_layers=1),
-                  TrainConfig(epochs=1, batch_size=64, eval_every=1, patience=1)).fit(data)
-    assert "pseudo-cold items" in model.gamma_basis and model.knn is not None
-    model.channel_cold, seen = "own", []
-    real = KGRec._combine
-    monkeypatch.setattr(KGRec, "_combine", lambda self, *a: seen.append(self.channel_cold) or real(self, *a))
-    model._choose_gamma(data)
-    assert seen and set(seen) == {"placed"} and model.channel_cold == "own"
-
-
 def test_the_cold_lift_shifts_only_the_cold_items_and_is_chosen_on_the_whole_catalogue(tmp_path) -> None:
     """Every validation pair is on a cold item (three taste blocks, 5 cold items each): the lift δ is the one
     of LIFTS whose served scores rank the whole catalogue best on validation, here above 0; it adds δ to the
@@ -493,7 +472,7 @@ def test_the_cold_lift_shifts_only_the_cold_items_and_is_chosen_on_the_whole_cat
     for lift in LIFTS:
         model.lift = lift
         scores[lift] = evaluate(model, data, "val", ks=(20,))["ndcg@20"]
-    assert len(set(scores.values())) > 1 and chosen == max(LIFTS, key=lambda x: (scores[x], -x)) and chosen > 0
+    assert len(set(scores.values())) > 1 and chosen == max(LIFTS, key=lambda x: (scores[x], -abs(x))) and chosen > 0
     users = torch.arange(45)
     model.lift = 0.0
     base = model.score(users)
@@ -506,6 +485,30 @@ def test_the_cold_lift_shifts_only_the_cold_items_and_is_chosen_on_the_whole_cat
     data.user_ids, data.item_ids = [f"u{k}" for k in range(45)], [f"i{k}" for k in range(60)]
     loaded = _load(_save(model, tmp_path, data, "a text model", {}), data, text)
     assert loaded.lift == 1.5 and torch.allclose(loaded.score(users), lifted, atol=1e-5)
+
+
+def test_the_share_and_the_cold_lift_are_chosen_together(monkeypatch) -> None:
+    """Both move the cold items against the warm ones, so they are chosen as a pair on the whole catalogue's
+    validation (ties: the smaller shift, then the smaller share), with shifts down as well as up; the trial
+    scores that choice compares are the served ones."""
+    from kgrec.model.kgrec_net import BETAS, LIFTS, _MixTrial
+
+    data, text = three_taste_blocks(cold_per_block=5)
+    model = KGRec(text, None, KGRecConfig(dim=8, num_layers=1),
+                  TrainConfig(epochs=3, batch_size=64, eval_every=1, patience=3)).fit(data)
+    assert min(LIFTS) < 0 < max(LIFTS) and 0.0 in LIFTS
+    model.gamma = 0.0
+    model._choose_mix(data)
+    chosen, scores = (model.beta, model.lift), {}
+    for beta in BETAS:
+        for lift in LIFTS:
+            model.beta, model.lift = beta, lift
+            scores[beta, lift] = model._validation_ndcg(data)
+    assert len(set(scores.values())) > 1
+    assert chosen == max(scores, key=lambda key: (scores[key], -abs(key[1]), -key[0]))
+    trial, users = _MixTrial(model), torch.arange(45)
+    model.beta, model.lift = trial.beta, trial.lift = 0.5, -1.0
+    assert torch.allclose(trial.score(users), model.score(users), atol=1e-5)
 
 
 def test_no_cold_lift_without_enough_validation_pairs_on_cold_items_or_when_off() -> None:

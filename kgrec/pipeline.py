@@ -176,7 +176,8 @@ def recommend(model: KGRec, data: RecData, k: int, item_titles: list[str] | None
     no interactions (the API serves such a user popular items)."""
     seen = data.seen_matrix
     history = np.diff(seen.indptr) > 0
-    explainer = Explainer(model.net, data, model.relation_index, item_titles, entity_names)
+    explainer = Explainer(model.net, data, model.relation_index, item_titles, entity_names, model.knn,
+                          model.beta if model.knn is not None else 0.0)
     k = min(k, data.num_items)
     rows: list[dict[str, Any]] = []
     for start in range(0, data.num_users, batch_size):

@@ -180,6 +180,14 @@ class ItemKNN:
         rows = self._train[_check_users(users, self._train.shape[0]).numpy()]  # [B, I]
         return torch.from_numpy((rows @ weights).toarray())
 
+    def contributions(self, user: int, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What each item of ``user``'s training row adds to the user's score of each of ``items``: the items
+        :math:`i` with :math:`x_{ui} = 1` and ``[len(i), len(items)]`` float64 :math:`s_{ij}` (0 outside
+        :math:`N_k(j)`), whose columns sum to :meth:`score`."""
+        weights = _fitted(self, self.weights)
+        history = self._train[_check_users(torch.tensor([user]), self._train.shape[0]).numpy()].indices
+        return history, weights[history][:, np.asarray(items, dtype=np.int64)].toarray().astype(np.float64)
+
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(k={self.k}, shrink={self.shrink:g})"
 
@@ -235,8 +243,9 @@ class EASE:
         X_a P = K^{-1} X_a, \qquad P_{jj} = \bigl(1 - \mathbf{a}_j^\top K^{-1} \mathbf{a}_j\bigr) / \lambda,
         \qquad \mathbf{x}_u B = \mathbf{x}_u - (K^{-1} X_a)_u \operatorname{diag}(P)^{-1},
 
-    (:math:`\mathbf{a}_j` the :math:`j`-th column of :math:`X_a`), so it keeps the users' rows of
-    :math:`K^{-1}` and :math:`\operatorname{diag}(P)`. Either way one dense inversion of the smaller side
+    (:math:`\mathbf{a}_j` the :math:`j`-th column of :math:`X_a`), so it keeps :math:`K^{-1}` and
+    :math:`\operatorname{diag}(P)` (and, for :meth:`contributions`, :math:`B_{ji} = \mathbf{a}_j^\top K^{-1}
+    \mathbf{a}_i / (\lambda P_{ii})` for :math:`j \ne i`). Either way one dense inversion of the smaller side
     (:math:`O(\min(R, I)^2)` memory, :math:`O(\min(R, I)^3)` time for :math:`R` rows; it refuses when both
     sides exceed ``EASE_MAX_SIDE``) and the same scores. :math:`\lambda` is chosen among ``lambdas`` by
     validation nDCG@``val_k`` (the first, without validation interactions), one inversion each.
@@ -271,9 +280,10 @@ class EASE:
         self.time_weight: float | None = None  # the alpha_t chosen (0: no time kernel)
         self.time_basis: str = ""  # why the time kernel was or was not tried (ease_time)
         self.weights: Tensor | None = None  # B, [I, I] float32 (fewer items than rows)
-        self._kinv: np.ndarray | None = None  # the users' rows of K^-1, [U, R] float64 (fewer rows than items)
+        self._kinv: np.ndarray | None = None  # K^-1, [R, R] float64 (fewer rows than items)
         self._scale: np.ndarray | None = None  # 1 / P_jj, [I] float64, beside K^-1
         self._rows: sp.csr_matrix | None = None  # X_a, beside K^-1
+        self._columns: sp.csr_matrix | None = None  # X_a^T, for contributions (made on first use)
         self._train: sp.csr_matrix | None = None
 
     @property
@@ -324,9 +334,9 @@ class EASE:
         :math:`X_a` (``rows``) and its Gram matrix over the smaller side, or over the items with the time
         kernel (:func:`_gram`)."""
         self.lam, self.knowledge_weight, self.time_weight = lam, alpha, alpha_t
-        self.weights = self._kinv = self._scale = self._rows = None
+        self.weights = self._kinv = self._scale = self._rows = self._columns = None
         if gram.shape[0] != rows.shape[1]:  # over the rows
-            self._kinv, self._scale = _ease_dual(rows, gram, lam, self._train.shape[0])
+            self._kinv, self._scale = _ease_dual(rows, gram, lam)
             self._rows = rows
         else:
             self.weights = _ease_weights(gram, lam)
@@ -338,6 +348,22 @@ class EASE:
             return torch.from_numpy(np.asarray(x[users] @ self.weights.numpy()))
         xp = np.asarray(self._rows.T @ self._kinv[users].T).T  # the users' rows of K^-1 X_a = X_a P, [B, I]
         return torch.from_numpy((x[users].toarray() - xp * self._scale).astype(np.float32))
+
+    def contributions(self, user: int, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r"""What each item of ``user``'s training row adds to the user's score of each of ``items``: the items
+        :math:`j` with :math:`x_{uj} = 1` and ``[len(j), len(items)]`` float64 :math:`B_{ji}`, whose columns sum
+        to :meth:`score` (the score is linear in the row: :math:`\hat{y}_{ui} = \sum_j x_{uj} B_{ji}`)."""
+        x = _fitted(self, self._train)
+        history = x[_check_users(torch.tensor([user]), x.shape[0]).numpy()].indices
+        items = np.asarray(items, dtype=np.int64)
+        if not self.dual:
+            return history, self.weights[torch.from_numpy(history)[:, None], torch.from_numpy(items)[None, :]].double().numpy()
+        if self._columns is None:
+            self._columns = sp.csr_matrix(self._rows.T)  # a_j as rows, [I, R]
+        reach = np.asarray(self._columns[items] @ self._kinv)  # (K^-1 a_i)^T (K^-1 is symmetric), [n, R]
+        weights = np.asarray(self._columns[history] @ reach.T) * (self._scale[items] / self.lam)
+        weights[history[:, None] == items[None, :]] = 0.0  # B_ii = 0
+        return history, weights
 
     def __repr__(self) -> str:
         knowledge = f", knowledge_weight={self.knowledge_weight}" if self.knowledge_weights != (0.0,) else ""
@@ -463,14 +489,13 @@ def _ease_weights(gram: Tensor, lam: float) -> Tensor:
     return b.float()
 
 
-def _ease_dual(rows: sp.csr_matrix, gram: Tensor, lam: float, num_users: int,
-               chunk: int = 2**24) -> tuple[np.ndarray, np.ndarray]:
-    r"""EASE over rows for one :math:`\lambda` from :math:`X_a X_a^\top`: the first ``num_users`` rows of
-    :math:`K^{-1}` and :math:`1 / P_{jj}` (float64). :math:`\mathbf{a}_j^\top K^{-1} \mathbf{a}_j` goes over
+def _ease_dual(rows: sp.csr_matrix, gram: Tensor, lam: float, chunk: int = 2**24) -> tuple[np.ndarray, np.ndarray]:
+    r"""EASE over rows for one :math:`\lambda` from :math:`X_a X_a^\top`: :math:`K^{-1}` and :math:`1 / P_{jj}`
+    (float64). :math:`\mathbf{a}_j^\top K^{-1} \mathbf{a}_j` goes over
     item blocks of about ``chunk`` numbers, so no rows × items matrix is held at once."""
     regularised = gram.clone()
     regularised.diagonal().add_(lam)
-    kinv = torch.cholesky_inverse(torch.linalg.cholesky(regularised)).numpy()
+    kinv = np.ascontiguousarray(torch.cholesky_inverse(torch.linalg.cholesky(regularised)).numpy())
     del regularised
     columns = sp.csr_matrix(rows.T, dtype=np.float64)  # [I, R]
     quad = np.empty(columns.shape[0])
@@ -479,7 +504,7 @@ def _ease_dual(rows: sp.csr_matrix, gram: Tensor, lam: float, num_users: int,
         block = columns[start:start + step]
         quad[start:start + step] = np.asarray(block.multiply(block @ kinv).sum(axis=1)).ravel()
     # 1 - a^T K^-1 a = lambda P_jj > 0; the clip only guards rounding
-    return kinv[:num_users].copy(), lam / np.clip(1.0 - quad, np.finfo(np.float64).tiny, None)
+    return kinv, lam / np.clip(1.0 - quad, np.finfo(np.float64).tiny, None)
 
 
 class MatrixFactorization(torch.nn.Module):

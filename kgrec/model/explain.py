@@ -1,7 +1,10 @@
 """Explanations of KGRec's recommendations: the paths that connect a user to a recommended item.
 
-For a recommendation of item :math:`i` to user :math:`u`, three kinds of path, each with a weight in
-:math:`[0, 1]`:
+For a recommendation of item :math:`i` to user :math:`u`, four kinds of path, each with a weight in
+:math:`[0, 1]`. KGRec's score mixes the graph network's (its embeddings) with the neighbourhood channel's,
+:math:`s = (1 - \\beta) z(e) + \\beta z(c)`; the first three kinds explain the embeddings' part and their weights
+are scaled by :math:`1 - \\beta`, the fourth explains the channel's and its weights by :math:`\\beta` (with
+:math:`\\beta = 1`, where validation gave the channel the whole score, only channel paths are given):
 
 - **entity** — :math:`u \\to j \\to e \\leftarrow i`: an item :math:`j` of the user's history shares the
   knowledge entity :math:`e` with :math:`i`. Weight: the KGAT attention :math:`i` pays to
@@ -10,10 +13,18 @@ For a recommendation of item :math:`i` to user :math:`u`, three kinds of path, e
 - **item** — :math:`u \\to j`, with :math:`j` close to :math:`i` in the model's item space (the collaborative
   and text signal). Weight: the cosine of their final embeddings, clipped at 0;
 - **social** — :math:`u \\to v \\to i`: a user :math:`u` follows interacted with :math:`i`. Weight: the cosine of
-  the two users' embeddings, clipped at 0.
+  the two users' embeddings, clipped at 0;
+- **channel** — :math:`u \\to j \\to i`: an item :math:`j` of the user's history that the channel scores
+  :math:`i` from. The channel's score is linear in the user's items, :math:`c_{ui} = \\sum_j x_{uj} B_{ji}`
+  (EASE's :math:`B`, ItemKNN's similarities; ``contributions`` of either), so each :math:`j` has an exact
+  share of it. Weight: :math:`B_{ji}` over the sum of the positive ones, times :math:`\\beta`. A cold item
+  (no interactions) takes its channel score from the items it is placed among, :math:`c_{ui} = \\sum_a w_{ia}
+  c_{ua}`, and so its contributions, :math:`\\sum_a w_{ia} B_{ja}`.
 
-With the item's fusion weights (``id``, ``text``, ``kg``) they make the structured explanation written on each
-``RECOMMENDED`` relationship, and one sentence for people: "because you liked X, which shares “Y” (tag) with it".
+With the item's fusion weights (``id``, ``text``, ``kg``) and the channel's share :math:`\\beta` they make the
+structured explanation written on each ``RECOMMENDED`` relationship, and one sentence for people: "because you
+liked X, which shares “Y” (tag) with it", or, where a channel path weighs more, "because people who liked X, as
+you did, also liked it".
 """
 
 from __future__ import annotations
@@ -26,6 +37,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from kgrec.errors import KgrecError
+from kgrec.model.baselines import EASE, ItemKNN
 from kgrec.model.data import RecData
 from kgrec.model.kgrec_net import PARTS, KGRecNet
 
@@ -42,6 +55,8 @@ class Explainer:
         relation_index (dict): relation name → the model's relation index (``KGRec.relation_index``).
         item_titles (list of str): a readable name per item (defaults to the item ids).
         entity_names (list of str): a readable name per entity (defaults to the entity ids).
+        channel (EASE or ItemKNN): KGRec's neighbourhood channel, fitted on ``data`` (``KGRec.knn``), or None.
+        share (float): the channel's share :math:`\\beta` of the score (``KGRec.beta``; 0 without a channel).
     """
 
     net: KGRecNet
@@ -49,8 +64,12 @@ class Explainer:
     relation_index: dict[str, int] | None = None
     item_titles: list[str] | None = None
     entity_names: list[str] | None = None
+    channel: EASE | ItemKNN | None = None
+    share: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.share <= 1.0 or (self.share and self.channel is None):
+            raise KgrecError(f"'share' (got {self.share}) must be in [0, 1], and 0 without a channel")
         d = self.data
         self.item_titles = self.item_titles or list(d.item_ids)
         self.entity_names = self.entity_names or list(d.entity_ids)
@@ -58,6 +77,11 @@ class Explainer:
         self.users = F.normalize(users, dim=1)
         self.items = F.normalize(items, dim=1)
         self.fusion = self.net.fusion_weights()
+        cold_map = self.net.cold_map  # set by embeddings(): the cold items' anchors and weights
+        self.placed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        if cold_map is not None:
+            for row, item in enumerate(cold_map[0].tolist()):
+                self.placed[item] = (cold_map[1][row].numpy(), cold_map[2][row].double().numpy())
         history = torch.cat([d.train, d.val, d.test], dim=1)
         self.history: dict[int, list[int]] = defaultdict(list)
         for u, i in zip(history[0].tolist(), history[1].tolist()):
@@ -78,9 +102,28 @@ class Explainer:
 
     def explain(self, user: int, item: int) -> dict[str, Any]:
         """The structured explanation of recommending ``item`` to ``user`` (indices)."""
-        paths = self._entity_paths(user, item) + self._item_paths(user, item) + self._social_paths(user, item)
+        paths = []
+        if self.share < 1.0:
+            paths = self._entity_paths(user, item) + self._item_paths(user, item) + self._social_paths(user, item)
+            for path in paths:
+                path["weight"] = round(path["weight"] * (1.0 - self.share), 4)
+        if self.share > 0.0:
+            paths += self._channel_paths(user, item)
         fusion = {part: round(float(w), 4) for part, w in zip(PARTS, self.fusion[item].tolist())}
-        return {"text": self.sentence(paths), "fusion": fusion, "paths": paths}
+        return {"text": self.sentence(paths), "fusion": fusion, "channel_share": round(self.share, 4), "paths": paths}
+
+    def _channel_paths(self, user: int, item: int) -> list[dict[str, Any]]:
+        anchors, weights = self.placed.get(item, (np.array([item]), np.ones(1)))
+        history, parts = self.channel.contributions(user, anchors)
+        added = parts @ weights  # [H]: what each of the user's items adds to the channel's score of the item
+        positive = np.clip(added, 0.0, None)
+        if not positive.sum() > 0:
+            return []
+        order = np.argsort(-positive, kind="stable")[:MAX_PATHS]
+        return [{"kind": "channel", "via_item": self.data.item_ids[history[k]],
+                 "via_item_title": self.item_titles[history[k]],
+                 "weight": round(float(self.share * positive[k] / positive.sum()), 4)}
+                for k in order if positive[k] > 0]
 
     def _entity_paths(self, user: int, item: int) -> list[dict[str, Any]]:
         mine = self.item_sets.get(user, set())
@@ -122,11 +165,15 @@ class Explainer:
             if p["kind"] not in by_kind or p["weight"] > by_kind[p["kind"]]["weight"]:
                 by_kind[p["kind"]] = p
         parts = []
-        if "entity" in by_kind:
-            p = by_kind["entity"]
-            parts.append(f"you liked {p['via_item_title']}, which shares “{p['entity_name']}” ({p['relation']}) with it")
-        elif "item" in by_kind:
-            parts.append(f"you liked {by_kind['item']['via_item_title']}")
+        main = by_kind.get("entity") or by_kind.get("item")
+        if "channel" in by_kind and (main is None or by_kind["channel"]["weight"] > main["weight"]):
+            main = by_kind["channel"]
+        if main is not None and main["kind"] == "entity":
+            parts.append(f"you liked {main['via_item_title']}, which shares “{main['entity_name']}” ({main['relation']}) with it")
+        elif main is not None and main["kind"] == "item":
+            parts.append(f"you liked {main['via_item_title']}")
+        elif main is not None:
+            parts.append(f"people who liked {main['via_item_title']}, as you did, also liked it")
         if "social" in by_kind:
             parts.append(f"{by_kind['social']['via_user']}, whom you follow, liked it")
         return ("because " + " and ".join(parts)) if parts else "popular with users like you"

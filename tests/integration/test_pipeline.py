@@ -68,7 +68,9 @@ def test_run_writes_a_complete_active_run(loaded: Graph, settings: Settings) -> 
         assert [rank for _, _, rank in recs] == list(range(1, TOP_K + 1))
         assert [s for _, s, _ in recs] == sorted((s for _, s, _ in recs), reverse=True)
     explanation = json.loads(loaded.read("MATCH ()-[r:RECOMMENDED {run: 'a', rank: 1}]->() RETURN r.explanation AS e LIMIT 1")[0]["e"])
-    assert set(explanation) == {"text", "fusion", "paths"} and explanation["text"]
+    assert set(explanation) == {"text", "fusion", "channel_share", "paths"} and explanation["text"]
+    assert explanation["channel_share"] == pytest.approx(json.loads(run["metrics"])["channel_share"], abs=1e-4)
+    assert all(0 <= p["weight"] <= 1 for p in explanation["paths"])
     assert sum(explanation["fusion"].values()) == pytest.approx(1.0, abs=1e-3)
     # the stored embeddings: one per node; with the neighbourhood channel off they score as the lists say
     slot = run["slot"]

@@ -123,6 +123,10 @@ def test_item_knn_keeps_k_neighbours_per_item() -> None:
     model = ItemKNN(k=2, shrink=0).fit(rec_data(3, 4, KNN_TRAIN))
     expected = [S01, S01, S12, S13]
     assert model.score(torch.tensor([1]))[0].tolist() == pytest.approx(expected, abs=1e-6)
+    # what each of u1's items adds: item 2 keeps 1 as a neighbour, not 0
+    history, weights = model.contributions(1, np.array([2, 3]))
+    assert history.tolist() == [0, 1]
+    assert np.allclose(weights, [[0.0, 0.0], [S12, S13]], atol=1e-6)
 
 
 def test_item_knn_shrink() -> None:
@@ -168,6 +172,9 @@ def test_ease_over_users_scores_as_the_closed_form(lam: float) -> None:
     assert model.dual and model.weights is None and model._kinv.shape == (7, 7)
     users = torch.tensor([6, 0, 3, 3])
     assert np.allclose(model.score(users).numpy(), (x @ b)[users.numpy()], atol=1e-5)
+    history, weights = model.contributions(3, np.arange(12))
+    assert np.allclose(weights, b[np.nonzero(x[3])[0]], atol=1e-6)
+    assert np.allclose(weights.sum(0), model.score(torch.tensor([3]))[0].numpy(), atol=1e-5)
     assert not model.score(users)[:, -1].any()
 
 
@@ -193,6 +200,12 @@ def test_ease_with_knowledge_rows_scores_as_the_closed_form(num_users: int, num_
     np.fill_diagonal(b, 0)
     assert model.knowledge_weight == alpha and model.dual == (num_users + 2 < num_items)
     assert np.allclose(model.score(torch.arange(num_users)).numpy(), x @ b, atol=1e-5)
+    # what each history item adds to each score (explanations): B's rows of the user's items, over either side
+    items = np.array([num_items - 1, 0, 2])
+    for u in range(num_users):
+        history, weights = model.contributions(u, items)
+        assert np.array_equal(history, np.nonzero(x[u])[0])
+        assert np.allclose(weights, b[history][:, items], atol=1e-6)
     plain = EASE(lambdas=(lam,)).fit(data)
     assert plain.knowledge_weight == 0.0 and not np.allclose(plain.score(torch.arange(num_users)).numpy(), x @ b, atol=1e-3)
 
@@ -295,7 +308,7 @@ def test_ease_chooses_the_knowledge_weight_after_lambda(monkeypatch: pytest.Monk
     tried: list[tuple[float, int]] = []
     real = baselines._ease_dual
     monkeypatch.setattr("kgrec.model.baselines._ease_dual",
-                        lambda rows, gram, lam, num_users: tried.append((lam, rows.shape[0])) or real(rows, gram, lam, num_users))
+                        lambda rows, gram, lam: tried.append((lam, rows.shape[0])) or real(rows, gram, lam))
     model = EASE(lambdas=(1.0, 10.0), knowledge_weights=(0.0, 1.0, 3.0)).fit(data)
     lam = max((1.0, 10.0), key=lambda v: (evaluate(EASE(lambdas=(v,)).fit(data), data, "val", ks=(20,))["ndcg@20"], -v))
     # lambda at alpha = 0 (30 rows), then alpha at that lambda (30 + 3 rows), then the refit of the best
@@ -327,9 +340,9 @@ def _recording(tried: list[float]):
 
     real = baselines._ease_dual
 
-    def record(rows, gram, lam, num_users):
+    def record(rows, gram, lam):
         tried.append(lam)
-        return real(rows, gram, lam, num_users)
+        return real(rows, gram, lam)
 
     return record
 

@@ -490,9 +490,9 @@ def _ease_weights(gram: Tensor, lam: float) -> Tensor:
 
 
 def _ease_dual(rows: sp.csr_matrix, gram: Tensor, lam: float, chunk: int = 2**24) -> tuple[np.ndarray, np.ndarray]:
-    r"""EASE over rows for one :math:`\lambda` from :math:`X_a X_a^\top`: :math:`K^{-1}` and :math:`1 / P_{jj}`
-    (float64). :math:`\mathbf{a}_j^\top K^{-1} \mathbf{a}_j` goes over
-    item blocks of about ``chunk`` numbers, so no rows × items matrix is held at once."""
+    r"""EASE over rows for one :math:`\lambda` from :math:`X_a X_a^\top`: :math:`K^{-1}` (C-ordered, so that
+    products with it read rows) and :math:`1 / P_{jj}` (float64). :math:`\mathbf{a}_j^\top K^{-1} \mathbf{a}_j`
+    goes over item blocks of about ``chunk`` numbers, so no rows × items matrix is held at once."""
     regularised = gram.clone()
     regularised.diagonal().add_(lam)
     kinv = np.ascontiguousarray(torch.cholesky_inverse(torch.linalg.cholesky(regularised)).numpy())

@@ -187,11 +187,12 @@ def recommend(model: KGRec, data: RecData, k: int, item_titles: list[str] | None
         for row, user in enumerate(users.tolist()):
             if not history[user]:  # no interactions: an untrained row would rank at random; no list
                 continue
-            for rank, (item, score) in enumerate(zip(best[row].tolist(), values[row].tolist()), start=1):
-                if not np.isfinite(score):  # seen items are -inf: the user has seen (almost) everything
-                    break
+            listed = [(item, score) for item, score in zip(best[row].tolist(), values[row].tolist())
+                      if np.isfinite(score)]  # seen items are -inf: the user has seen (almost) everything
+            explained = explainer.explain_all(user, [item for item, _ in listed])
+            for rank, ((item, score), explanation) in enumerate(zip(listed, explained), start=1):
                 rows.append({"user_id": data.user_ids[user], "item_id": data.item_ids[item], "score": float(score),
-                             "rank": rank, "explanation": json.dumps(explainer.explain(user, item), ensure_ascii=False)})
+                             "rank": rank, "explanation": json.dumps(explanation, ensure_ascii=False)})
     return pd.DataFrame(rows, columns=["user_id", "item_id", "score", "rank", "explanation"])
 
 

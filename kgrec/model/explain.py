@@ -102,20 +102,38 @@ class Explainer:
 
     def explain(self, user: int, item: int) -> dict[str, Any]:
         """The structured explanation of recommending ``item`` to ``user`` (indices)."""
-        paths = []
-        if self.share < 1.0:
-            paths = self._entity_paths(user, item) + self._item_paths(user, item) + self._social_paths(user, item)
-            for path in paths:
-                path["weight"] = round(path["weight"] * (1.0 - self.share), 4)
-        if self.share > 0.0:
-            paths += self._channel_paths(user, item)
-        fusion = {part: round(float(w), 4) for part, w in zip(PARTS, self.fusion[item].tolist())}
-        return {"text": self.sentence(paths), "fusion": fusion, "channel_share": round(self.share, 4), "paths": paths}
+        return self.explain_all(user, [item])[0]
 
-    def _channel_paths(self, user: int, item: int) -> list[dict[str, Any]]:
-        anchors, weights = self.placed.get(item, (np.array([item]), np.ones(1)))
-        history, parts = self.channel.contributions(user, anchors)
-        added = parts @ weights  # [H]: what each of the user's items adds to the channel's score of the item
+    def explain_all(self, user: int, items: list[int]) -> list[dict[str, Any]]:
+        """:meth:`explain` of each of ``items`` for ``user``; the channel's contributions to all of them come
+        from one product (a user's top-k at once)."""
+        history, added = self._channel_added(user, items) if self.share > 0.0 and items else (None, {})
+        out = []
+        for item in items:
+            paths = []
+            if self.share < 1.0:
+                paths = self._entity_paths(user, item) + self._item_paths(user, item) + self._social_paths(user, item)
+                for path in paths:
+                    path["weight"] = round(path["weight"] * (1.0 - self.share), 4)
+            if self.share > 0.0:
+                paths += self._channel_paths(history, added[item])
+            fusion = {part: round(float(w), 4) for part, w in zip(PARTS, self.fusion[item].tolist())}
+            out.append({"text": self.sentence(paths), "fusion": fusion, "channel_share": round(self.share, 4),
+                        "paths": paths})
+        return out
+
+    def _channel_added(self, user: int, items: list[int]) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """The user's history items and, per item, what each adds to the channel's score of it ([H]; a cold
+        item's through the items it is placed among)."""
+        spans = [self.placed.get(item, (np.array([item]), np.ones(1))) for item in items]
+        history, parts = self.channel.contributions(user, np.concatenate([anchors for anchors, _ in spans]))
+        added, start = {}, 0
+        for item, (anchors, weights) in zip(items, spans):
+            added[item] = parts[:, start:start + anchors.size] @ weights
+            start += anchors.size
+        return history, added
+
+    def _channel_paths(self, history: np.ndarray, added: np.ndarray) -> list[dict[str, Any]]:
         positive = np.clip(added, 0.0, None)
         if not positive.sum() > 0:
             return []
@@ -128,12 +146,17 @@ class Explainer:
     def _entity_paths(self, user: int, item: int) -> list[dict[str, Any]]:
         mine = self.item_sets.get(user, set())
         kg_share = float(self.fusion[item, 2])
-        found = []
+        found, links = [], []
         for entity, relation, attention in self.links.get(item, ()):
             shared = (self.items_of_entity[entity] & mine) - {item}
-            if not shared:
-                continue
-            via = max(shared, key=lambda j: float(self.items[j] @ self.items[item]))
+            if shared:
+                links.append((entity, relation, attention, shared))
+        if not links:
+            return []
+        candidates = sorted(set().union(*(shared for *_, shared in links)))
+        similarity = dict(zip(candidates, (self.items[candidates] @ self.items[item]).tolist()))  # one product
+        for entity, relation, attention, shared in links:
+            via = max(shared, key=similarity.__getitem__)
             found.append({"kind": "entity", "via_item": self.data.item_ids[via], "via_item_title": self.item_titles[via],
                           "relation": relation, "entity": self.data.entity_ids[entity],
                           "entity_name": self.entity_names[entity], "weight": round(attention * kg_share, 4)})

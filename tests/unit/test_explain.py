@@ -85,5 +85,8 @@ def test_a_cold_items_channel_paths_come_from_the_items_it_is_placed_among() -> 
     # what the channel scores the cold item (the placement) is what its paths share out
     assert added.sum() == pytest.approx(float(channel.score(torch.tensor([user]))[0, anchors[0]] @ weights[0]), abs=1e-5)
     paths = explainer.explain(user, 5)["paths"]
+    # a user's list at once (as the pipeline explains it) is each item explained alone
+    assert explainer.explain_all(user, [5, 2, 4]) == [explainer.explain(user, item) for item in (5, 2, 4)]
+    assert explainer.explain_all(user, []) == []
     positive = np.clip(added, 0, None)
     assert [p["via_item"] for p in paths] == [f"i{history[k]}" for k in np.argsort(-positive, kind="stable") if positive[k] > 0]

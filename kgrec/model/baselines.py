@@ -185,7 +185,7 @@ class ItemKNN:
         :math:`i` with :math:`x_{ui} = 1` and ``[len(i), len(items)]`` float64 :math:`s_{ij}` (0 outside
         :math:`N_k(j)`), whose columns sum to :meth:`score`."""
         weights = _fitted(self, self.weights)
-        history = self._train[_check_users(torch.tensor([user]), self._train.shape[0]).numpy()].indices
+        history = _row_items(self._train, user)
         return history, weights[history][:, np.asarray(items, dtype=np.int64)].toarray().astype(np.float64)
 
     def __repr__(self) -> str:
@@ -282,8 +282,7 @@ class EASE:
         self.weights: Tensor | None = None  # B, [I, I] float32 (fewer items than rows)
         self._kinv: np.ndarray | None = None  # K^-1, [R, R] float64 (fewer rows than items)
         self._scale: np.ndarray | None = None  # 1 / P_jj, [I] float64, beside K^-1
-        self._rows: sp.csr_matrix | None = None  # X_a, beside K^-1
-        self._columns: sp.csr_matrix | None = None  # X_a^T, for contributions (made on first use)
+        self._columns: sp.csr_matrix | None = None  # X_a^T as CSR (a_j as rows), beside K^-1
         self._train: sp.csr_matrix | None = None
 
     @property
@@ -334,10 +333,9 @@ class EASE:
         :math:`X_a` (``rows``) and its Gram matrix over the smaller side, or over the items with the time
         kernel (:func:`_gram`)."""
         self.lam, self.knowledge_weight, self.time_weight = lam, alpha, alpha_t
-        self.weights = self._kinv = self._scale = self._rows = self._columns = None
+        self.weights = self._kinv = self._scale = self._columns = None
         if gram.shape[0] != rows.shape[1]:  # over the rows
-            self._kinv, self._scale = _ease_dual(rows, gram, lam)
-            self._rows = rows
+            self._kinv, self._scale, self._columns = _ease_dual(rows, gram, lam)
         else:
             self.weights = _ease_weights(gram, lam)
 
@@ -346,20 +344,17 @@ class EASE:
         users = _check_users(users, x.shape[0]).numpy()
         if not self.dual:
             return torch.from_numpy(np.asarray(x[users] @ self.weights.numpy()))
-        xp = np.asarray(self._rows.T @ self._kinv[users].T).T  # the users' rows of K^-1 X_a = X_a P, [B, I]
+        xp = np.asarray(self._columns @ self._kinv[users].T).T  # the users' rows of K^-1 X_a = X_a P, [B, I]
         return torch.from_numpy((x[users].toarray() - xp * self._scale).astype(np.float32))
 
     def contributions(self, user: int, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         r"""What each item of ``user``'s training row adds to the user's score of each of ``items``: the items
         :math:`j` with :math:`x_{uj} = 1` and ``[len(j), len(items)]`` float64 :math:`B_{ji}`, whose columns sum
         to :meth:`score` (the score is linear in the row: :math:`\hat{y}_{ui} = \sum_j x_{uj} B_{ji}`)."""
-        x = _fitted(self, self._train)
-        history = x[_check_users(torch.tensor([user]), x.shape[0]).numpy()].indices
+        history = _row_items(_fitted(self, self._train), user)
         items = np.asarray(items, dtype=np.int64)
         if not self.dual:
             return history, self.weights[torch.from_numpy(history)[:, None], torch.from_numpy(items)[None, :]].double().numpy()
-        if self._columns is None:
-            self._columns = sp.csr_matrix(self._rows.T)  # a_j as rows, [I, R]
         reach = np.asarray(self._columns[items] @ self._kinv)  # (K^-1 a_i)^T (K^-1 is symmetric), [n, R]
         weights = np.asarray(self._columns[history] @ reach.T) * (self._scale[items] / self.lam)
         weights[history[:, None] == items[None, :]] = 0.0  # B_ii = 0
@@ -425,13 +420,15 @@ def time_gram(data: RecData, scale: float, tail: float = TIME_TAIL, chunk: int =
     user, item, when = pairs[order] // n, pairs[order] % n, latest[order]
     window = scale * np.log(1.0 / tail)
     held: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    count = 0  # pairs held
 
     def add_held() -> None:
-        nonlocal gram
+        nonlocal gram, count
         rows, cols, values = (np.concatenate(part) for part in zip(*held))
         half = sp.csr_matrix((values, (rows, cols)), shape=(n, n))
         gram = gram + half + half.T
         held.clear()
+        count = 0
 
     start, offset = np.arange(user.size - 1), 1  # the items still paired with the one `offset` later
     while start.size:
@@ -441,7 +438,8 @@ def time_gram(data: RecData, scale: float, tail: float = TIME_TAIL, chunk: int =
         near = (user[later] == user[start]) & (gap <= window)  # beyond: so are all later ones of the user
         start, later, gap = start[near], later[near], gap[near]
         held.append((item[start], item[later], np.exp(-gap / scale)))
-        if sum(part[0].size for part in held) >= chunk:
+        count += start.size
+        if count >= chunk:
             add_held()
         offset += 1
     if held:
@@ -489,9 +487,11 @@ def _ease_weights(gram: Tensor, lam: float) -> Tensor:
     return b.float()
 
 
-def _ease_dual(rows: sp.csr_matrix, gram: Tensor, lam: float, chunk: int = 2**24) -> tuple[np.ndarray, np.ndarray]:
+def _ease_dual(rows: sp.csr_matrix, gram: Tensor, lam: float,
+               chunk: int = 2**24) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
     r"""EASE over rows for one :math:`\lambda` from :math:`X_a X_a^\top`: :math:`K^{-1}` (C-ordered, so that
-    products with it read rows) and :math:`1 / P_{jj}` (float64). :math:`\mathbf{a}_j^\top K^{-1} \mathbf{a}_j`
+    products with it read rows), :math:`1 / P_{jj}` (float64) and :math:`X_a^\top` as CSR (the columns
+    :math:`\mathbf{a}_j` as rows, which :meth:`EASE.contributions` reads). :math:`\mathbf{a}_j^\top K^{-1} \mathbf{a}_j`
     goes over item blocks of about ``chunk`` numbers, so no rows × items matrix is held at once."""
     regularised = gram.clone()
     regularised.diagonal().add_(lam)
@@ -504,7 +504,7 @@ def _ease_dual(rows: sp.csr_matrix, gram: Tensor, lam: float, chunk: int = 2**24
         block = columns[start:start + step]
         quad[start:start + step] = np.asarray(block.multiply(block @ kinv).sum(axis=1)).ravel()
     # 1 - a^T K^-1 a = lambda P_jj > 0; the clip only guards rounding
-    return kinv, lam / np.clip(1.0 - quad, np.finfo(np.float64).tiny, None)
+    return kinv, lam / np.clip(1.0 - quad, np.finfo(np.float64).tiny, None), columns
 
 
 class MatrixFactorization(torch.nn.Module):
@@ -773,6 +773,11 @@ def _fitted(model: object, attribute):
     if attribute is None:
         raise KgrecError(f"{type(model).__name__} is not fitted: call fit(data) first")
     return attribute
+
+
+def _row_items(x: sp.csr_matrix, user: int) -> np.ndarray:
+    """The items of ``user``'s row of the training matrix ``x`` (its column indices)."""
+    return x[_check_users(torch.tensor([user]), x.shape[0]).numpy()].indices
 
 
 def _check_users(users: Tensor, num_users: int) -> Tensor:

@@ -891,11 +891,17 @@ class KGRec:
         self.gamma_basis = f"{basis}, placed by {placement}"
         return gamma
 
-    def _cold_pairs(self, data: RecData) -> int:
-        """Validation pairs on cold items (sets the net's cold map)."""
+    def _on_cold(self, data: RecData) -> Tensor:
+        """``[V]`` bool: which validation pairs are on cold items (sets the net's cold map)."""
         self.net.embeddings()  # sets cold_map
         cold_map = self.net.cold_map
-        return int(torch.isin(data.val[1], cold_map[0].cpu()).sum()) if cold_map is not None else 0
+        if cold_map is None:
+            return torch.zeros(data.val.shape[1], dtype=torch.bool)
+        return torch.isin(data.val[1], cold_map[0].cpu())
+
+    def _cold_pairs(self, data: RecData) -> int:
+        """Validation pairs on cold items (sets the net's cold map)."""
+        return int(self._on_cold(data).sum())
 
     def _choose_lift(self, data: RecData) -> float:
         r"""The cold items' shift :math:`\delta` of ``LIFTS`` with the best validation nDCG@``val_k`` of the
@@ -916,13 +922,11 @@ class KGRec:
         net = self.net
         with torch.no_grad():
             users_emb, items_emb = net.embeddings()
-        if net.cold_map is not None:
-            cold = net.cold_map[0].cpu()
-            on_cold = torch.isin(data.val[1], cold)
-            if int(on_cold.sum()) >= MIN_COLD_VAL_PAIRS:
-                self.gamma_basis = f"{int(on_cold.sum())} validation pairs on cold items"
-                trial = _GammaTrial(self, users_emb, items_emb, net.cold_map)
-                return self._best_gamma(trial, data, torch.unique(data.val[1][on_cold]))
+        on_cold = self._on_cold(data)
+        if int(on_cold.sum()) >= MIN_COLD_VAL_PAIRS:
+            self.gamma_basis = f"{int(on_cold.sum())} validation pairs on cold items"
+            trial = _GammaTrial(self, users_emb, items_emb, net.cold_map)
+            return self._best_gamma(trial, data, torch.unique(data.val[1][on_cold]))
         with torch.no_grad():
             content, has_content = net.content()
         anchors = net.item_has_id & net.item_connected
@@ -995,14 +999,13 @@ class KGRec:
         for beta in BETAS:
             for lift in lifts:
                 trial.beta, trial.lift = beta, lift
-                scores[beta, lift] = evaluate(trial, data, "val", ks=(self.train_config.val_k,))[
-                    f"ndcg@{self.train_config.val_k}"]
+                scores[beta, lift] = self._validation_ndcg(data, trial)
         self.beta, self.lift = max(scores, key=lambda key: (scores[key], -abs(key[1]), -key[0]))
 
-    def _validation_ndcg(self, data: RecData) -> float:
-        """The served score's validation nDCG@``val_k`` of the whole catalogue."""
+    def _validation_ndcg(self, data: RecData, scorer: object | None = None) -> float:
+        """The validation nDCG@``val_k`` of the whole catalogue of the served score, or of ``scorer``'s (a trial)."""
         k = self.train_config.val_k
-        return evaluate(self, data, "val", ks=(k,))[f"ndcg@{k}"]
+        return evaluate(scorer or self, data, "val", ks=(k,))[f"ndcg@{k}"]
 
     def _best_on_validation(self, data: RecData, attribute: str, values: tuple[float, ...]) -> float:
         """The one of ``values`` that, set as ``attribute`` of the served score, gives the best validation

@@ -579,6 +579,7 @@ def goals(section: dict) -> list[str]:
                           ("kgrec-no-neighbourhood", "the neighbourhood channel"),
                           ("kgrec-uniform-negatives", "dynamic negative sampling (vs uniform negatives)"),
                           ("kgrec-no-time", "the interactions' times (the EASE channel's time kernel)"),
+                          ("kgrec-entity-ids", "id embeddings for shared entities only (vs for every entity)"),
                           ("kgrec-channel", "the graph network's score (its embeddings, beside the EASE channel)")):
             if key in by_key:
                 delta = ours["ndcg@20"] - by_key[key]["ndcg@20"]

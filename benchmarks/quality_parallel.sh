@@ -44,6 +44,7 @@ for d in $datasets; do
   run "$d" 11-cold --models popularity,itemknn,text,kgrec --cold-only
   run "$d" 13-ease --models ease --no-cold-start
   run "$d" 15-channel --models kgrec-channel --no-cold-start
+  run "$d" 16-entityids --models kgrec-entity-ids --no-cold-start
 done
 run movielens 12-rating --models kgrec-rating,bias,mean --no-cold-start
 for d in movielens recbole; do  # HetRec's interactions have no times: without them KGRec is the same model

@@ -612,8 +612,8 @@ def evaluate_models(
     out: Annotated[Path, typer.Option(help="Folder for results.md, results.csv and curves.png.")] = Path("data/eval"),
     models: Annotated[str, typer.Option(help="Comma-separated: kgrec, popularity, itemknn, ease, mf-bpr, lightgcn, text, "
                                         "kgrec-no-text, kgrec-no-kg, kgrec-kg-shuffled, kgrec-no-neighbourhood, "
-                                        "kgrec-uniform-negatives, kgrec-no-time, kgrec-channel (the EASE channel "
-                                        "alone); with "
+                                        "kgrec-uniform-negatives, kgrec-no-time, kgrec-entity-ids (every entity "
+                                        "with an id embedding), kgrec-channel (the EASE channel alone); with "
                                         "ratings also kgrec-rating, bias, mean (RMSE, MAE).")] = "popularity,itemknn,text,kgrec",
     dim: Dim = 64,
     layers: Layers = 3,

@@ -30,7 +30,7 @@ from kgrec.model.training import TrainConfig
 
 MODELS = ("kgrec", "popularity", "itemknn", "ease", "mf-bpr", "lightgcn", "text")
 ABLATIONS = ("kgrec-no-text", "kgrec-no-kg", "kgrec-kg-shuffled", "kgrec-no-neighbourhood", "kgrec-uniform-negatives",
-             "kgrec-no-time", "kgrec-channel")
+             "kgrec-no-time", "kgrec-entity-ids", "kgrec-channel")
 #: Models that also predict explicit ratings (RMSE and MAE where the data has them).
 RATING_MODELS = ("kgrec-rating", "bias", "mean")
 MODEL_NAMES = MODELS + ABLATIONS + RATING_MODELS
@@ -111,6 +111,9 @@ def build(name: str, item_vectors: torch.Tensor | None, entity_vectors: torch.Te
                                                  name="KGRec, uniform negatives", progress=progress),
         "kgrec-no-time": lambda: KGRec(item_vectors, entity_vectors, KGRecConfig(**{**config.as_dict(), "use_time": False}),
                                        train, name="KGRec w/o time", progress=progress),
+        "kgrec-entity-ids": lambda: KGRec(item_vectors, entity_vectors,
+                                          KGRecConfig(**{**config.as_dict(), "shared_entity_ids": False}), train,
+                                          name="KGRec, every entity with an id", progress=progress),
         "kgrec-channel": lambda: channel_alone(config, train),
         "kgrec-rating": lambda: KGRec(item_vectors, entity_vectors,
                                       KGRecConfig(**{**config.as_dict(),

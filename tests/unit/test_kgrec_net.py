@@ -115,6 +115,33 @@ def test_knowledge_entities_join_the_propagation_graph() -> None:
         assert torch.allclose(items[9], alone) is isolated
 
 
+def test_only_entities_linked_to_two_or_more_items_have_an_id_part() -> None:
+    # tiny(): entity 0 links items 0 and 1, entity 1 items 2 and 9, entity 5 items 4 and 9 (two relations);
+    # entities 2 and 4 link item 3 alone, entity 3 nothing
+    model, data = net()
+    assert model.entity_has_id.tolist() == [True, True, False, False, False, True]
+    z = model._entities()
+    text_only = model.text_mlp(model.entity_text)
+    assert torch.allclose(z[[2, 3, 4]], text_only[[2, 3, 4]])
+    assert not torch.allclose(z[[0, 1, 5]], text_only[[0, 1, 5]])
+    assert torch.allclose(model._entities(torch.tensor([4, 0])), z[[4, 0]])  # the sampled path's lookup
+    users, items = model()
+    (users[data.train[0]] * items[data.train[1]]).sum().backward()
+    grad = model.entity_emb.weight.grad.abs().sum(1)
+    assert (grad[[2, 3, 4]] == 0).all() and (grad[[0, 1, 5]] > 0).all()
+    every, _ = net(KGRecConfig(dim=16, num_layers=2, shared_entity_ids=False))
+    assert every.entity_has_id.all()
+    assert KGRecConfig.from_saved({"dim": 8}).shared_entity_ids is False  # a checkpoint from before the choice
+
+
+def test_training_leaves_the_id_rows_of_unshared_entities_at_zero() -> None:
+    model = KGRec(torch.randn(I, T), torch.randn(E, T), KGRecConfig(dim=8, num_layers=1),
+                  TrainConfig(epochs=2, batch_size=16, eval_every=1, patience=2))
+    model.fit(tiny())
+    rows = model.net.entity_emb.weight.detach().abs().sum(1)
+    assert (rows[[2, 3, 4]] == 0).all() and (rows[[0, 1, 5]] > 0).all()
+
+
 def test_a_checkpoint_from_before_kg_graph_keeps_propagating_without_entities() -> None:
     saved = KGRecConfig(dim=8).as_dict()
     del saved["kg_graph"]

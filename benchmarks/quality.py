@@ -565,11 +565,12 @@ def goals(section: dict) -> list[str]:
                 best = max(base, key=base.get)
                 ratio = ours[metric] / base[best] if base[best] else float("inf")
                 interval = ratio_interval(users, "kgrec", best, metric)
-                verdict = "met" if ratio >= GOAL_RATIO else "MISSED"  # a ratio within rounding of the goal shows 4 digits
+                verdict = "met" if ratio >= GOAL_RATIO else "MISSED"
+                digits = 4 if abs(ratio - GOAL_RATIO) < 5e-4 else 3  # within rounding of the goal: one digit more
                 if interval and ratio >= GOAL_RATIO > interval[0]:
                     verdict += f", though the interval reaches below {GOAL_RATIO}×"
                 lines.append(f"- {metric}: KGRec {ours[metric]:.4f} vs best baseline {best} {base[best]:.4f} → "
-                             f"**{ratio:.{4 if abs(ratio - GOAL_RATIO) < 5e-4 else 3}f}×**{f' ({interval[2]})' if interval else ''} "
+                             f"**{ratio:.{digits}f}×**{f' ({interval[2]})' if interval else ''} "
                              f"(goal ≥ {GOAL_RATIO}×: {verdict})")
         kgrec = next(r for r in section["runs"] if r.key == "kgrec")
         if section["name"] == "hetrec-lastfm" and kgrec.best_seconds is not None:

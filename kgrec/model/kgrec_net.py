@@ -41,6 +41,18 @@ the current model scores highest, :math:`j = \arg\max_{j_1..j_M} \hat{y}_{uj_m}`
 mostly an easy one that teaches little once training is under way. (:math:`M = 1` is plain BPR; the
 ablation ``kgrec-uniform-negatives`` measures what the choice adds.)
 
+Beside BPR, the knowledge triples train the knowledge part's embeddings directly, as KGAT's own
+knowledge-graph loss does (there TransR; here TransE, Bordes et al., `"Translating Embeddings for Modeling
+Multi-relational Data" <https://papers.nips.cc/paper/5071>`_): each step draws ``kg_batch`` triples
+:math:`(i, r, e)` and for each a uniform entity :math:`e'` as the corrupted tail, and adds
+
+.. math::
+    \lambda_{KG} \Big( \operatorname{mean} \operatorname{softplus}\big(\|\mathbf{h}^0_i + \mathbf{r} - \mathbf{z}_e\|^2
+    - \|\mathbf{h}^0_i + \mathbf{r} - \mathbf{z}_{e'}\|^2\big) + \lambda\, \text{L2} \Big),
+
+so that an item's facts are where its relations point from it; :math:`\lambda_{KG}` = ``kg_loss`` (chosen on
+validation of all three benchmark datasets, ``benchmarks/results/variants/``).
+
 With ``num_neighbors`` the training steps run on neighbour-sampled subgraphs instead of the whole graph
 (:mod:`kgrec.model.sampled`, :meth:`KGRecNet.forward_sampled`), for graphs whose full-batch step does not fit.
 
@@ -156,6 +168,9 @@ class KGRecConfig:
         time_scale (float): :math:`\tau` of that kernel, seconds. (default: ``300``)
         shared_entity_ids (bool): give an entity an id embedding only where it is linked to two or more items
             of the graph (module docstring); off: every entity has one. (default: ``True``)
+        kg_loss (float): :math:`\lambda_{KG}`, the weight of the knowledge triples' translation loss beside BPR
+            (module docstring); ``0``: none. (default: ``0.1``)
+        kg_batch (int): knowledge triples drawn for that loss per training step. (default: ``4096``)
     """
 
     dim: int = 64
@@ -174,6 +189,8 @@ class KGRecConfig:
     use_time: bool = True
     time_scale: float = TIME_SCALE
     shared_entity_ids: bool = True
+    kg_loss: float = 0.1
+    kg_batch: int = 4096
 
     def __post_init__(self) -> None:
         if self.neighbourhood_model not in NEIGHBOURHOOD_MODELS:
@@ -193,6 +210,10 @@ class KGRecConfig:
             raise KgrecError(f"'id_dropout' (got {self.id_dropout}) must be in [0, 1)")
         if not self.time_scale > 0:
             raise KgrecError(f"'time_scale' (got {self.time_scale}) must be a positive number of seconds")
+        if not self.kg_loss >= 0:
+            raise KgrecError(f"'kg_loss' (got {self.kg_loss}) must be a number >= 0")
+        if self.kg_batch < 1:
+            raise KgrecError(f"'kg_batch' (got {self.kg_batch}) must be at least 1")
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -202,9 +223,10 @@ class KGRecConfig:
         """The config a checkpoint saved; one saved before ``kg_graph`` existed propagated without entities,
         one saved before ``cold_lift`` existed did not lift cold items, one saved before
         ``neighbourhood_model`` existed had an ItemKNN channel, one saved before ``use_time`` existed had no
-        time kernel, one saved before ``shared_entity_ids`` existed gave every entity an id embedding."""
+        time kernel, one saved before ``shared_entity_ids`` existed gave every entity an id embedding, one saved
+        before ``kg_loss`` existed trained without the translation loss."""
         return cls(**{"kg_graph": False, "cold_lift": False, "neighbourhood_model": "itemknn", "use_time": False,
-                      "shared_entity_ids": False, **saved})
+                      "shared_entity_ids": False, "kg_loss": 0.0, **saved})
 
 
 class KGRecNet(nn.Module):
@@ -872,9 +894,36 @@ class KGRec:
                     loss = loss + self.config.rating_weight * (
                         F.mse_loss(pred, values[at[rated]])
                         + self.train_config.weight_decay * sum(b.pow(2).sum() for b in bias) / pred.numel())
-            return loss
+            return loss + self._kg_triple_loss(generator, users.device)
 
         return batch_loss
+
+    def _kg_triple_loss(self, generator: torch.Generator, device: torch.device) -> Tensor | float:
+        r""":math:`\lambda_{KG}` times the translation loss of ``config.kg_batch`` knowledge triples drawn uniformly,
+        each against a uniform entity as its corrupted tail (module docstring); ``0`` without ``kg_loss`` or
+        knowledge links."""
+        net = self.net
+        if not (self.config.kg_loss and net.use_kg and net.kg_item.numel()):
+            return 0.0
+        n = self.config.kg_batch
+        t = torch.randint(net.kg_item.numel(), (n,), generator=generator).to(device)
+        items, rel, ent = net.kg_item[t], net.kg_relation[t], net.kg_entity[t]
+        neg = torch.randint(net.num_entities, (n,), generator=generator).to(device)
+        id_mask = net.item_has_id[items].float().unsqueeze(-1)
+        h = net.item_emb(items) * id_mask
+        count = id_mask
+        if net.use_text:
+            text_mask = net.item_has_text[items].float().unsqueeze(-1)
+            h = h + net.text_mlp(net.item_text[items]) * text_mask
+            count = count + text_mask
+        h = h / count.clamp(min=1)
+        r = net.relation_emb(rel)
+        z_pos, z_neg = net._entities(ent), net._entities(neg)
+        pos = -(h + r - z_pos).pow(2).sum(-1)
+        negs = -(h + r - z_neg).pow(2).sum(-1)
+        loss = F.softplus(negs - pos).mean() + self.train_config.weight_decay * (
+            h.pow(2).sum() + r.pow(2).sum() + z_pos.pow(2).sum() + z_neg.pow(2).sum()) / n
+        return self.config.kg_loss * loss
 
     def _sampled_loss(self, generator: torch.Generator) -> Callable[[HeteroData], Tensor]:
         """The BPR loss of one neighbour-sampled batch (:mod:`kgrec.model.sampled`): the batch's training
@@ -892,7 +941,8 @@ class KGRec:
             u = out["user"][users]
             pos_s, neg_s = (u * out["item"][pos]).sum(-1), (u * out["item"][neg]).sum(-1)
             params = (net.user_emb(batch["user"].n_id[users]), net.item_emb(items[pos]), net.item_emb(items[neg]))
-            return bpr_loss(pos_s, neg_s, params, self.train_config.weight_decay)
+            return bpr_loss(pos_s, neg_s, params, self.train_config.weight_decay) + self._kg_triple_loss(
+                generator, pos_s.device)
 
         return batch_loss
 

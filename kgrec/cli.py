@@ -529,6 +529,8 @@ UseTime = Annotated[bool, typer.Option("--time/--no-time", help="Let the EASE ch
                                        "close in time they were (a kernel of scale --time-scale, its weight chosen on "
                                        "validation, 0 among the candidates); used where the interactions have times.")]
 TimeScale = Annotated[float, typer.Option(help="Seconds: the scale tau of the time kernel (about one sitting).")]
+KgLoss = Annotated[float, typer.Option(min=0.0, help="Weight of the TransE loss on the knowledge triples beside "
+                                      "BPR (what trains the knowledge part's embeddings on the facts themselves; 0: none).")]
 RatingWeight = Annotated[float, typer.Option(min=0.0, help="Weight of a rating MSE loss beside BPR (0: no rating "
                                              "head); needs a rating column. Adds test RMSE and MAE.")]
 
@@ -537,7 +539,7 @@ def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: floa
                   device: str, progress: bool, rating_weight: float = 0.0, negatives: int = 8,
                   kg_graph: bool = True, num_neighbors: int = 0, batch_size: int = 8192,
                   neighbourhood_model: str = "ease", cold_lift: bool = True, use_time: bool = True,
-                  time_scale: float = 300.0):
+                  time_scale: float = 300.0, kg_loss: float = 0.1):
     from kgrec.model.harness import load_data, text_vectors
     from kgrec.model.kgrec_net import KGRecConfig
     from kgrec.model.sampled import require_sampling
@@ -548,7 +550,7 @@ def _models_setup(export_dir: Path, dim: int, layers: int, epochs: int, lr: floa
                         device=device)
     config = KGRecConfig(dim=dim, num_layers=layers, rating_weight=rating_weight, negatives=negatives,
                          kg_graph=kg_graph, num_neighbors=num_neighbors, neighbourhood_model=neighbourhood_model,
-                         cold_lift=cold_lift, use_time=use_time, time_scale=time_scale)
+                         cold_lift=cold_lift, use_time=use_time, time_scale=time_scale, kg_loss=kg_loss)
     train.torch_device  # noqa: B018 -- an unavailable device fails here, before the data is read
     require_sampling(num_neighbors)
     settings = get_settings()
@@ -584,6 +586,7 @@ def train(
     cold_lift: ColdLift = True,
     use_time: UseTime = True,
     time_scale: TimeScale = 300.0,
+    kg_loss: KgLoss = 0.1,
     progress: Progress = True,
 ) -> None:
     """Train KGRec (text + knowledge graph + collaborative signal, attention fusion) on an export."""
@@ -594,7 +597,7 @@ def train(
     data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed, device,
                                                                 progress, rating_weight, negatives, kg_graph,
                                                                 num_neighbors, batch_size, neighbourhood_model,
-                                                                cold_lift, use_time, time_scale)
+                                                                cold_lift, use_time, time_scale, kg_loss)
     model = build("kgrec", items, entities, config, train_config, progress)
     result = run("kgrec", model, data)
     path = save_checkpoint(model, out / "kgrec.pt", data, {"export": str(export), "metrics": result.metrics,
@@ -631,6 +634,7 @@ def evaluate_models(
     cold_lift: ColdLift = True,
     use_time: UseTime = True,
     time_scale: TimeScale = 300.0,
+    kg_loss: KgLoss = 0.1,
     progress: Progress = True,
 ) -> None:
     """Train and compare models on the export's split (full ranking, training items excluded)."""
@@ -641,7 +645,7 @@ def evaluate_models(
     data, items, entities, config, train_config = _models_setup(export, dim, layers, epochs, lr, patience, seed, device,
                                                                 progress, rating_weight, negatives, kg_graph,
                                                                 num_neighbors, batch_size, neighbourhood_model,
-                                                                cold_lift, use_time, time_scale)
+                                                                cold_lift, use_time, time_scale, kg_loss)
     results = []
     for name in names:
         console.print(f"[bold]{name}[/bold] ...")
@@ -691,6 +695,7 @@ def run_pipeline_cmd(
     cold_lift: ColdLift = True,
     use_time: UseTime = True,
     time_scale: TimeScale = 300.0,
+    kg_loss: KgLoss = 0.1,
     progress: Progress = True,
 ) -> None:
     """Export, train (or load a checkpoint), score, write back and activate a run."""
@@ -703,7 +708,7 @@ def run_pipeline_cmd(
         run_id=run_id, top_k=top_k, checkpoint=checkpoint, keep_runs=keep_runs,
         model=KGRecConfig(dim=dim, num_layers=layers, rating_weight=rating_weight, negatives=negatives,
                           kg_graph=kg_graph, num_neighbors=num_neighbors, neighbourhood_model=neighbourhood_model,
-                          cold_lift=cold_lift, use_time=use_time, time_scale=time_scale),
+                          cold_lift=cold_lift, use_time=use_time, time_scale=time_scale, kg_loss=kg_loss),
         train=TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, eval_every=2, patience=patience, seed=seed,
                           device=device),
     )

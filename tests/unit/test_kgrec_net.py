@@ -202,10 +202,74 @@ def test_dynamic_negative_sampling_changes_training_and_one_candidate_is_plain_b
     assert losses[4][0] > losses[1][0]
 
 
-@pytest.mark.parametrize("kwargs", [{"dim": 0}, {"id_dropout": 1.0}, {"num_layers": -1}, {"negatives": 0}])
+@pytest.mark.parametrize("kwargs", [{"dim": 0}, {"id_dropout": 1.0}, {"num_layers": -1}, {"negatives": 0},
+                                    {"kg_loss": -0.1}, {"kg_loss": float("nan")}, {"kg_batch": 0}])
 def test_bad_config(kwargs: dict) -> None:
     with pytest.raises(Exception, match="must be"):
         KGRecConfig(**kwargs)
+
+
+def _with_net(config: KGRecConfig, weight_decay: float = 0.0) -> KGRec:
+    model = KGRec(config=config, train_config=TrainConfig(weight_decay=weight_decay))
+    model.net, _ = net(config)
+    return model
+
+
+def test_the_translation_loss_of_zero_embeddings_is_its_weight_times_ln_2() -> None:
+    """Every distance 0: each triple's softplus(0 - 0) = ln 2, and no L2 without weight decay."""
+    model = _with_net(KGRecConfig(dim=8, kg_loss=0.25, kg_batch=64))
+    with torch.no_grad():
+        for p in model.net.parameters():
+            p.zero_()
+    loss = model._kg_triple_loss(torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert loss.item() == pytest.approx(0.25 * torch.log(torch.tensor(2.0)).item())
+
+
+def test_the_translation_loss_by_hand_and_its_gradients() -> None:
+    config = KGRecConfig(dim=8, kg_loss=0.5, kg_batch=32)
+    model = _with_net(config, weight_decay=1e-2)
+    loss = model._kg_triple_loss(torch.Generator().manual_seed(3), torch.device("cpu"))
+    g, n = torch.Generator().manual_seed(3), model.net
+    t = torch.randint(n.kg_item.numel(), (32,), generator=g)
+    neg = torch.randint(E, (32,), generator=g)
+    items = n.kg_item[t]
+    has_id, has_text = n.item_has_id[items].float()[:, None], n.item_has_text[items].float()[:, None]
+    h = (n.item_emb.weight[items] * has_id + n.text_mlp(n.item_text[items]) * has_text) / (has_id + has_text).clamp(min=1)
+    r = n.relation_emb.weight[n.kg_relation[t]]
+    z, z_neg = n._entities()[n.kg_entity[t]], n._entities()[neg]
+    d_pos, d_neg = (h + r - z).pow(2).sum(1), (h + r - z_neg).pow(2).sum(1)
+    l2 = (h.pow(2).sum() + r.pow(2).sum() + z.pow(2).sum() + z_neg.pow(2).sum()) / 32
+    assert loss.item() == pytest.approx((0.5 * (F.softplus(d_pos - d_neg).mean() + 1e-2 * l2)).item(), rel=1e-5)
+    loss.backward()
+    for name in ("item_emb.weight", "relation_emb.weight", "entity_emb.weight", "text_mlp.0.weight"):
+        grad = dict(n.named_parameters())[name].grad
+        assert grad is not None and grad.abs().sum() > 0, name
+
+
+def test_no_translation_loss_when_off_or_without_knowledge() -> None:
+    g = torch.Generator().manual_seed(0)
+    state = g.get_state()
+    for config in (KGRecConfig(dim=8, kg_loss=0.0), KGRecConfig(dim=8, use_kg=False)):
+        assert _with_net(config)._kg_triple_loss(g, torch.device("cpu")) == 0.0
+    assert torch.equal(g.get_state(), state)  # nothing drawn: training is as before the loss existed
+    assert KGRecConfig.from_saved({"dim": 8}).kg_loss == 0.0  # a checkpoint from before it trained without it
+
+
+def test_training_with_the_translation_loss_puts_items_facts_nearer_than_other_entities() -> None:
+    data = tiny()
+    distances = {}
+    for weight in (0.0, 1.0):
+        model = KGRec(None, None, KGRecConfig(dim=8, num_layers=1, kg_loss=weight, neighbourhood=False,
+                                              shared_entity_ids=False),
+                      TrainConfig(epochs=40, batch_size=16, eval_every=40, patience=1, lr=0.02)).fit(data)
+        n = model.net
+        with torch.no_grad():
+            h = n.item_emb.weight[n.kg_item] + n.relation_emb.weight[n.kg_relation]
+            d = torch.cdist(h, n._entities())  # [links, entities]
+            true = d[torch.arange(n.kg_item.numel()), n.kg_entity]
+            distances[weight] = float((true < d.mean(1)).float().mean()), float(true.mean() / d.mean())
+    assert distances[1.0][0] == 1.0  # every fact nearer than the average entity
+    assert distances[1.0][1] < distances[0.0][1]
 
 
 def test_fit_and_score() -> None:

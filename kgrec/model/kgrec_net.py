@@ -377,9 +377,7 @@ class KGRecNet(nn.Module):
         text_part, text_mask = (self.text_mlp(text_rows[0]), text_rows[1]) if text_rows is not None else (zeros, no)
         kg_part, kg_mask = zeros, no
         if self.use_kg and self.kg_item.numel() and links is not None:
-            count = (id_mask.float() + text_mask.float()).clamp(min=1).unsqueeze(-1)
-            base = (id_part * id_mask.unsqueeze(-1) + text_part * text_mask.unsqueeze(-1)) / count
-            kg_part, kg_mask, _ = self._attend(base, *links, n, entities)
+            kg_part, kg_mask, _ = self._attend(_mean_of(id_part, id_mask, text_part, text_mask), *links, n, entities)
         # an item with nothing (no id, text or facts) keeps its (untrained) id part rather than zeros
         id_mask = id_mask | ~(id_mask | text_mask | kg_mask)
         return torch.stack([id_part, text_part, kg_part], 1), torch.stack([id_mask, text_mask, kg_mask], 1)
@@ -487,9 +485,24 @@ class KGRecNet(nn.Module):
         with torch.no_grad():
             parts, mask = self.item_parts()
             id_mask, text_mask = mask[:, 0] & self.item_has_id, mask[:, 1]
-            count = (id_mask.float() + text_mask.float()).clamp(min=1).unsqueeze(-1)
-            base = (parts[:, 0] * id_mask.unsqueeze(-1) + parts[:, 1] * text_mask.unsqueeze(-1)) / count
+            base = _mean_of(parts[:, 0], id_mask, parts[:, 1], text_mask)
             return self._attend(base, self.kg_item, self.kg_relation, self.kg_entity, self.num_items)[2]
+
+    def translation_loss(self, items: Tensor, relations: Tensor, entities: Tensor, corrupted: Tensor,
+                         weight_decay: float) -> Tensor:
+        r"""TransE's loss of the knowledge triples ``(items, relations, entities)`` against ``corrupted`` tails
+        (module docstring; each item as :math:`\mathbf{h}^0_i`, the mean of its id and text parts): the mean
+        softplus of the distance differences plus ``weight_decay`` times the batch's L2 per triple."""
+        id_part = self.item_emb(items)
+        text_part, text_mask = ((self.text_mlp(self.item_text[items]), self.item_has_text[items]) if self.use_text
+                                else (torch.zeros_like(id_part), torch.zeros_like(items, dtype=torch.bool)))
+        h = _mean_of(id_part, self.item_has_id[items], text_part, text_mask)
+        r = self.relation_emb(relations)
+        z_pos, z_neg = self._entities(entities), self._entities(corrupted)
+        pos = -(h + r - z_pos).pow(2).sum(-1)
+        neg = -(h + r - z_neg).pow(2).sum(-1)
+        l2 = h.pow(2).sum() + r.pow(2).sum() + z_pos.pow(2).sum() + z_neg.pow(2).sum()
+        return F.softplus(neg - pos).mean() + weight_decay * l2 / items.numel()
 
     def fuse(self, parts: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Attention over the available parts: ``([num_items, d] items, [num_items, 3] weights)``."""
@@ -907,23 +920,9 @@ class KGRec:
             return 0.0
         n = self.config.kg_batch
         t = torch.randint(net.kg_item.numel(), (n,), generator=generator).to(device)
-        items, rel, ent = net.kg_item[t], net.kg_relation[t], net.kg_entity[t]
-        neg = torch.randint(net.num_entities, (n,), generator=generator).to(device)
-        id_mask = net.item_has_id[items].float().unsqueeze(-1)
-        h = net.item_emb(items) * id_mask
-        count = id_mask
-        if net.use_text:
-            text_mask = net.item_has_text[items].float().unsqueeze(-1)
-            h = h + net.text_mlp(net.item_text[items]) * text_mask
-            count = count + text_mask
-        h = h / count.clamp(min=1)
-        r = net.relation_emb(rel)
-        z_pos, z_neg = net._entities(ent), net._entities(neg)
-        pos = -(h + r - z_pos).pow(2).sum(-1)
-        negs = -(h + r - z_neg).pow(2).sum(-1)
-        loss = F.softplus(negs - pos).mean() + self.train_config.weight_decay * (
-            h.pow(2).sum() + r.pow(2).sum() + z_pos.pow(2).sum() + z_neg.pow(2).sum()) / n
-        return self.config.kg_loss * loss
+        corrupted = torch.randint(net.num_entities, (n,), generator=generator).to(device)
+        return self.config.kg_loss * net.translation_loss(net.kg_item[t], net.kg_relation[t], net.kg_entity[t], corrupted,
+                                                          self.train_config.weight_decay)
 
     def _sampled_loss(self, generator: torch.Generator) -> Callable[[HeteroData], Tensor]:
         """The BPR loss of one neighbour-sampled batch (:mod:`kgrec.model.sampled`): the batch's training
@@ -1242,6 +1241,13 @@ def reorder_by(scores: Tensor, text: Tensor, gamma: float) -> Tensor:
     row keeping its mean and standard deviation (the class docstring of :class:`KGRec`)."""
     mean, spread = scores.mean(1, keepdim=True), scores.std(1, keepdim=True)
     return mean + spread * _standardise(_standardise(scores) + gamma * _standardise(text))
+
+
+def _mean_of(id_part: Tensor, id_mask: Tensor, text_part: Tensor, text_mask: Tensor) -> Tensor:
+    r"""Each item's :math:`\mathbf{h}^0`: the mean of the id and text parts it has (``[n, d]`` parts, ``[n]`` masks;
+    zeros for an item with neither)."""
+    count = (id_mask.float() + text_mask.float()).clamp(min=1).unsqueeze(-1)
+    return (id_part * id_mask.unsqueeze(-1) + text_part * text_mask.unsqueeze(-1)) / count
 
 
 def _standardise(scores: Tensor) -> Tensor:
